@@ -9,7 +9,7 @@ import (
 )
 
 // ErrSyntax is wrapped by every parse error of this package.
-var ErrSyntax = errors.New("syntax")
+var ErrSyntax = errors.New("invalid industry code")
 
 // sections[d] is the section letter of division d (01-97); 0 where no
 // division of that number exists.
@@ -45,25 +45,25 @@ func Parse(s string) (Class, error) {
 			letter -= 'a' - 'A'
 		}
 		if letter < 'A' || letter > 'Z' {
-			return "", fmt.Errorf("%w: industry code %q is not a four-digit class", ErrSyntax, s)
+			return "", fmt.Errorf("%w %q: not a four-digit class, optionally led by its section letter", ErrSyntax, s)
 		}
 		code = code[1:]
 	}
 	if len(code) != 4 {
-		return "", fmt.Errorf("%w: industry code %q is not a four-digit class", ErrSyntax, s)
+		return "", fmt.Errorf("%w %q: not a four-digit class, optionally led by its section letter", ErrSyntax, s)
 	}
 	for i := 0; i < 4; i++ {
 		if code[i] < '0' || code[i] > '9' {
-			return "", fmt.Errorf("%w: industry code %q is not a four-digit class", ErrSyntax, s)
+			return "", fmt.Errorf("%w %q: not a four-digit class, optionally led by its section letter", ErrSyntax, s)
 		}
 	}
 	div := int(code[0]-'0')*10 + int(code[1]-'0')
 	sec := sections[div]
 	if sec == 0 {
-		return "", fmt.Errorf("%w: industry code %q: division %02d does not exist", ErrSyntax, s, div)
+		return "", fmt.Errorf("%w %q: division %02d does not exist", ErrSyntax, s, div)
 	}
 	if letter != 0 && letter != sec {
-		return "", fmt.Errorf("%w: industry code %q: division %02d is in section %c, not %c", ErrSyntax, s, div, sec, letter)
+		return "", fmt.Errorf("%w %q: division %02d is in section %c, not %c", ErrSyntax, s, div, sec, letter)
 	}
 	return Class(code), nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // ErrSyntax is wrapped by every parse error of this package.
-var ErrSyntax = errors.New("syntax")
+var ErrSyntax = errors.New("invalid amount")
 
 // maxYuan bounds amounts far above any refund and far below overflow.
 const maxYuan = 1e16 - 1
@@ -29,10 +29,10 @@ func ParseYuan(s string) (int64, error) {
 	}
 	t := s[i:j]
 	if t == "" {
-		return 0, fmt.Errorf("%w: empty amount", ErrSyntax)
+		return 0, fmt.Errorf("%w: empty", ErrSyntax)
 	}
 	if t[0] == '-' {
-		return 0, fmt.Errorf("%w: negative amount %q", ErrSyntax, s)
+		return 0, fmt.Errorf("%w %q: negative", ErrSyntax, s)
 	}
 	var yuan int64
 	digits, group, commas := 0, 0, false
@@ -43,36 +43,36 @@ func ParseYuan(s string) (int64, error) {
 		case c >= '0' && c <= '9':
 			yuan = yuan*10 + int64(c-'0')
 			if yuan > maxYuan {
-				return 0, fmt.Errorf("%w: amount %q too large", ErrSyntax, s)
+				return 0, fmt.Errorf("%w %q: too large", ErrSyntax, s)
 			}
 			digits++
 			group++
 		case c == ',':
 			// The first group has 1-3 digits, every later group exactly 3.
 			if digits == 0 || (commas && group != 3) || (!commas && group > 3) {
-				return 0, fmt.Errorf("%w: misplaced thousands separator in %q", ErrSyntax, s)
+				return 0, fmt.Errorf("%w %q: misplaced thousands separator", ErrSyntax, s)
 			}
 			commas, group = true, 0
 		default:
-			return 0, fmt.Errorf("%w: %q is not an amount in yuan", ErrSyntax, s)
+			return 0, fmt.Errorf("%w %q: not an amount in yuan", ErrSyntax, s)
 		}
 	}
 	if digits == 0 || (commas && group != 3) {
-		return 0, fmt.Errorf("%w: %q is not an amount in yuan", ErrSyntax, s)
+		return 0, fmt.Errorf("%w %q: not an amount in yuan", ErrSyntax, s)
 	}
 	fen := yuan * 100
 	if k < len(t) { // t[k] == '.'
 		frac := t[k+1:]
 		switch {
 		case len(frac) == 0:
-			return 0, fmt.Errorf("%w: %q has a decimal point without decimals", ErrSyntax, s)
+			return 0, fmt.Errorf("%w %q: decimal point without decimals", ErrSyntax, s)
 		case len(frac) > 2:
-			return 0, fmt.Errorf("%w: %q has more than two decimals", ErrSyntax, s)
+			return 0, fmt.Errorf("%w %q: more than two decimals", ErrSyntax, s)
 		}
 		scale := int64(10)
 		for _, c := range []byte(frac) {
 			if c < '0' || c > '9' {
-				return 0, fmt.Errorf("%w: %q is not an amount in yuan", ErrSyntax, s)
+				return 0, fmt.Errorf("%w %q: not an amount in yuan", ErrSyntax, s)
 			}
 			fen += int64(c-'0') * scale
 			scale /= 10
