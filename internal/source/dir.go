@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"wengang/policy/refund"
 )
@@ -62,21 +63,29 @@ func ReadDir(dir string, opt Options) (*Read, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	// One table per kind: its rows become the dataset's without a copy.
 	r := &Read{Warnings: warns}
 	for _, t := range tables {
 		r.Files = append(r.Files, t.File)
-		r.Dataset.Units = append(r.Dataset.Units, t.Units...)
-		r.Dataset.Contributions = append(r.Dataset.Contributions, t.Contributions...)
-		r.Dataset.Accounts = append(r.Dataset.Accounts, t.Accounts...)
-		r.Dataset.Exclusions = append(r.Dataset.Exclusions, t.Exclusions...)
+		switch t.File.Kind {
+		case Units:
+			r.Dataset.Units = t.Units
+		case Contributions:
+			r.Dataset.Contributions = t.Contributions
+		case Accounts:
+			r.Dataset.Accounts = t.Accounts
+		case Exclusions:
+			r.Dataset.Exclusions = t.Exclusions
+		}
 	}
 	r.Warnings = append(r.Warnings, UnknownUnits(tables)...)
 	return r, nil
 }
 
-// UnknownUnits warns of every row of the contributions, accounts and
-// exclusions tables whose USCC is not a unit of the units table. DOMAIN.md:
-// such rows are reported, not fatal.
+// UnknownUnits warns of the rows of the contributions, accounts and
+// exclusions tables whose USCC is not a unit of the units table (DOMAIN.md:
+// reported, not fatal): one warning per file and USCC, at its first line,
+// naming how many rows were ignored and where.
 func UnknownUnits(tables []*Table) []Warning {
 	known := make(map[string]bool)
 	for _, t := range tables {
@@ -85,24 +94,55 @@ func UnknownUnits(tables []*Table) []Warning {
 		}
 	}
 	var warns []Warning
-	add := func(t *Table, i int, code string) {
-		if !known[code] {
-			warns = append(warns, Warning{File: t.File.Name, Line: int(t.Lines[i]), Column: "uscc",
-				Reason: fmt.Sprintf("%s is not a unit of the units file; row ignored", code)})
-		}
-	}
 	for _, t := range tables {
+		var order []string
+		lines := map[string][]int32{}
+		note := func(i int, code string) {
+			if known[code] {
+				return
+			}
+			if _, ok := lines[code]; !ok {
+				order = append(order, code)
+			}
+			lines[code] = append(lines[code], t.Lines[i])
+		}
 		for i := range t.Contributions {
-			add(t, i, t.Contributions[i].USCC)
+			note(i, t.Contributions[i].USCC)
 		}
 		for i := range t.Accounts {
-			add(t, i, t.Accounts[i].USCC)
+			note(i, t.Accounts[i].USCC)
 		}
 		for i := range t.Exclusions {
-			add(t, i, t.Exclusions[i].USCC)
+			note(i, t.Exclusions[i].USCC)
+		}
+		for _, code := range order {
+			ls := lines[code]
+			warns = append(warns, Warning{File: t.File.Name, Line: int(ls[0]), Column: "uscc",
+				Reason: fmt.Sprintf("%s is not a unit of the units file; %d row(s) ignored (lines %s)", code, len(ls), lineList(ls))})
 		}
 	}
 	return warns
+}
+
+// lineList writes line numbers compactly: "3, 7-9, 12".
+func lineList(ls []int32) string {
+	var b strings.Builder
+	for i := 0; i < len(ls); {
+		j := i
+		for j+1 < len(ls) && ls[j+1] == ls[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", ls[i], ls[j])
+		} else {
+			fmt.Fprintf(&b, "%d", ls[i])
+		}
+		i = j + 1
+	}
+	return b.String()
 }
 
 // findFile returns the one file of kind in dir, or "" when there is none.

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -35,6 +36,22 @@ type Table struct {
 	Contributions []refund.Contribution
 	Accounts      []refund.Account
 	Exclusions    []refund.Exclusion
+}
+
+// grow makes room for about n rows of kind, so that appending millions of
+// rows does not copy them again and again.
+func (t *Table) grow(kind Kind, n int) {
+	t.Lines = make([]int32, 0, n)
+	switch kind {
+	case Units:
+		t.Units = make([]refund.Unit, 0, n)
+	case Contributions:
+		t.Contributions = make([]refund.Contribution, 0, n)
+	case Accounts:
+		t.Accounts = make([]refund.Account, 0, n)
+	case Exclusions:
+		t.Exclusions = make([]refund.Exclusion, 0, n)
+	}
 }
 
 // Options configure reading.
@@ -103,6 +120,7 @@ func Parse(kind Kind, name string, data []byte, opt Options) (*Table, error) {
 			return nil, Errors{{File: name, Reason: err.Error()}}
 		}
 		t.File.Encoding = enc
+		t.grow(kind, bytes.Count(text, []byte{'\n'}))
 		recs = newCSVRecords(text)
 	case XLSX:
 		x, err := newXLSXRecords(data)

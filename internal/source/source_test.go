@@ -258,12 +258,12 @@ func TestReadDir(t *testing.T) {
 		}
 	}
 	write("units.csv", unitsCSV)
-	write("失业保险缴费明细.csv", contributionsCSV+"123502001549897397,202101,1,1,,2021-02-01\n")
+	write("失业保险缴费明细.csv", contributionsCSV+"123502001549897397,202101,1,1,,2021-02-01\n123502001549897397,202102,1,1,,2021-03-01\n")
 	r, err := ReadDir(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Dataset.Units) != 2 || len(r.Dataset.Contributions) != 4 || len(r.Files) != 2 {
+	if len(r.Dataset.Units) != 2 || len(r.Dataset.Contributions) != 5 || len(r.Files) != 2 {
 		t.Fatalf("read %+v", r)
 	}
 	var warned []string
@@ -271,7 +271,7 @@ func TestReadDir(t *testing.T) {
 		warned = append(warned, w.Error())
 	}
 	joined := strings.Join(warned, "\n")
-	if !strings.Contains(joined, "失业保险缴费明细.csv:5: uscc: 123502001549897397 is not a unit") ||
+	if !strings.Contains(joined, "失业保险缴费明细.csv:5: uscc: 123502001549897397 is not a unit of the units file; 2 row(s) ignored (lines 5-6)") ||
 		!strings.Contains(joined, "no accounts file") || !strings.Contains(joined, "no exclusions file") {
 		t.Fatalf("warnings:\n%s", joined)
 	}
