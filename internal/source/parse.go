@@ -154,6 +154,8 @@ type parser struct {
 	errs     Errors
 	interned map[string]string // one string per USCC
 	seen     map[string]int32  // units: USCC → line of its row
+	lastRaw  string            // the last USCC cell read and its code
+	lastCode string
 
 	// the row being parsed
 	h      header
@@ -265,6 +267,18 @@ func (p *parser) uscc(i int) string {
 	if !ok {
 		return ""
 	}
+	if v == p.lastRaw && v != "" {
+		// The rows of one unit usually come together.
+		return p.lastCode
+	}
+	code := p.usccOf(i, v)
+	if code != "" {
+		p.lastRaw, p.lastCode = strings.Clone(v), code
+	}
+	return code
+}
+
+func (p *parser) usccOf(i int, v string) string {
 	code := uscc.Normalize(v)
 	if _, err := uscc.Check(code); err != nil {
 		p.fail(i, "%q: %v", v, err)

@@ -171,6 +171,8 @@ func TestEveryBadRowReported(t *testing.T) {
 91440300708461136T,202101,1,1,,2021-02-10
 91440300708461136T,202101,1,1,abc
 91440300708461136T,202101,1,1,,2021-02-10,x
+91440300708461136S,202102,1,1,,2021-03-10
+91440300708461136S,202103,1,1,,2021-04-10
 `
 	_, err := Parse(Contributions, "contributions.csv", []byte(bad), Options{})
 	var es Errors
@@ -185,6 +187,8 @@ func TestEveryBadRowReported(t *testing.T) {
 		`contributions.csv:4: paid_on: "2021-02-30" is not a date YYYY-MM-DD`,
 		`contributions.csv:6: row has 5 fields, the header has 6`,
 		`contributions.csv:7: row has 7 fields, the header has 6`,
+		`contributions.csv:8: uscc: "91440300708461136S": not a unified social credit code: character 18 'S' is not allowed`,
+		`contributions.csv:9: uscc: "91440300708461136S": not a unified social credit code: character 18 'S' is not allowed`,
 	}
 	var got []string
 	for _, e := range es {

@@ -55,8 +55,16 @@ func groupBy[T any](rows []T, index map[string]int32, key func(*T) string) group
 	owner := make([]int32, len(rows))
 	start := make([]int32, len(index)+2)
 	n := 0
+	// Source files list a unit's rows together: remember the last key
+	// and skip the map for runs of the same unit.
+	lastKey, lastU, lastOK := "", int32(0), false
 	for i := range rows {
-		u, ok := index[key(&rows[i])]
+		k := key(&rows[i])
+		if k != lastKey || i == 0 {
+			lastU, lastOK = index[k]
+			lastKey = k
+		}
+		u, ok := lastU, lastOK
 		if !ok {
 			owner[i] = -1
 			continue
