@@ -29,7 +29,7 @@ func genCmd(env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: --as-of: %v", ErrUsage, err)
 	}
-	f := gen.Format{XLSX: *xlsx, Chinese: *chinese}
+	f := gen.Format{XLSX: *xlsx, Chinese: *chinese, Seed: *seed}
 	switch *encoding {
 	case "utf-8", "utf8":
 		f.Encoding = gen.UTF8
