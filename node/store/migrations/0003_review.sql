@@ -1,0 +1,2 @@
+-- review (ReviewService): tables are added here.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- notifications and enterprise responses (NotificationService): tables are added here.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- API tokens (access): tables are added here.
+SELECT 1;
