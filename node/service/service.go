@@ -77,10 +77,19 @@ type ReviewService struct{ *Deps }
 // NotificationService implements wengangv1connect.NotificationServiceHandler.
 type NotificationService struct {
 	*Deps
+	// Phones gives each county's agency phone, quoted in the SMS text as
+	// the number to call with an objection.
+	Phones map[string]string
+	// Kick, when set, wakes the SMS sender after messages are queued.
+	Kick func()
 }
 
 // BatchService implements wengangv1connect.BatchServiceHandler.
-type BatchService struct{ *Deps }
+type BatchService struct {
+	*Deps
+	// Kick, when set, wakes the sync worker after a batch is sealed.
+	Kick func()
+}
 
 // AuditService implements wengangv1connect.AuditServiceHandler.
 type AuditService struct{ *Deps }
