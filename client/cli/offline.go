@@ -22,7 +22,7 @@ import (
 // workdays, uscc and gen.
 func Offline() []Command {
 	return []Command{
-		{Name: "screen", Summary: "筛查: screen source files (--dir) and write results.csv", Run: screenDir},
+		{Name: "screen", Summary: "筛查: screen source files (--dir), or a dataset on a node (--node), and write results.csv", Run: screenCmd},
 		{Name: "workdays", Summary: "工作日: the N-th working day from a date (publicity end)", Run: workdays},
 		{Name: "uscc", Summary: "统一社会信用代码: check codes (valid / hold / bad)", Run: usccCmd},
 		{Name: "gen", Summary: "生成: write realistic generated source files for demos and tests", Run: genCmd},
@@ -41,27 +41,43 @@ func loadParams(path string) (refund.Params, error) {
 	return refund.ParseParams(f)
 }
 
-func screenDir(env Env, args []string) error {
+// screenCmd screens offline (--dir) or on a node (--node); both write the
+// same results.csv.
+func screenCmd(env Env, args []string) error {
 	fs := newFlags(env, "screen")
-	dir := fs.String("dir", "", "directory with units, contributions, accounts and exclusions (.csv or .xlsx)")
+	dir := fs.String("dir", "", "offline: directory with units, contributions, accounts and exclusions (.csv or .xlsx)")
 	asOf := fs.String("as-of", "", "data date D, YYYY-MM-DD")
 	out := fs.String("out", "", "results file to write (.csv, or .xlsx)")
-	paramsPath := fs.String("params", "", "policy parameters JSON (default: the embedded Liaocheng 2022 plan)")
+	paramsPath := fs.String("params", "", "offline: policy parameters JSON (default: the embedded Liaocheng 2022 plan)")
+	nf := addNodeFlags(fs)
+	dataset := fs.String("dataset", "", "on a node: the dataset to screen")
+	policy := fs.String("policy", "", "on a node: policy parameters id (default: the node's)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *dir == "" || *asOf == "" || *out == "" {
-		return fmt.Errorf("%w: --dir, --as-of and --out are required", ErrUsage)
+	switch {
+	case *asOf == "" || *out == "":
+		return fmt.Errorf("%w: --as-of and --out are required, with --dir or with --node", ErrUsage)
+	case *dir != "" && *nf.node != "":
+		return fmt.Errorf("%w: give --dir (offline) or --node, not both", ErrUsage)
+	case *nf.node != "":
+		return screenNode(env, nf, *dataset, *asOf, *out, *policy)
+	case *dir == "":
+		return fmt.Errorf("%w: --dir or --node is required", ErrUsage)
 	}
-	d, err := civil.ParseDate(*asOf)
+	return screenDir(env, *dir, *asOf, *out, *paramsPath)
+}
+
+func screenDir(env Env, dir, asOf, out, paramsPath string) error {
+	d, err := civil.ParseDate(asOf)
 	if err != nil {
 		return fmt.Errorf("%w: --as-of: %v", ErrUsage, err)
 	}
-	params, err := loadParams(*paramsPath)
+	params, err := loadParams(paramsPath)
 	if err != nil {
 		return err
 	}
-	read, err := source.ReadDir(*dir, source.Options{})
+	read, err := source.ReadDir(dir, source.Options{})
 	if err != nil {
 		var es source.Errors
 		if errors.As(err, &es) {
@@ -81,10 +97,10 @@ func screenDir(env Env, args []string) error {
 		return err
 	}
 	write := results.WriteCSV
-	if strings.HasSuffix(strings.ToLower(*out), ".xlsx") {
+	if strings.HasSuffix(strings.ToLower(out), ".xlsx") {
 		write = results.WriteXLSX
 	}
-	if err := writeAtomic(*out, func(w io.Writer) error { return write(w, rs) }); err != nil {
+	if err := writeAtomic(out, func(w io.Writer) error { return write(w, rs) }); err != nil {
 		return err
 	}
 	printTotals(env.Stdout, rs)
