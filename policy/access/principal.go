@@ -11,6 +11,9 @@ const (
 	KindFinance Kind = "finance_system" // a finance system, with a bearer token
 	KindNode    Kind = "node"           // a county node, with a client certificate
 	KindSystem  Kind = "system"         // the process itself (workers, migrations)
+	// KindAnonymous is a caller without credentials: the public, on the
+	// portal.
+	KindAnonymous Kind = "anonymous"
 )
 
 // DomainCity is the domain of city-wide roles; every other domain is a
@@ -43,4 +46,10 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 // System is the principal of the process's own work.
 func System(what string) Principal {
 	return Principal{Kind: KindSystem, Subject: what, Name: what, Role: "system"}
+}
+
+// Anonymous is the principal of a request without credentials; the policy
+// lets it use the public portal only.
+func Anonymous() Principal {
+	return Principal{Kind: KindAnonymous, Subject: "anonymous", Name: "anonymous", Role: RoleAnonymous}
 }
