@@ -142,7 +142,7 @@ func fieldViolations(err error) []string {
 
 func auditCount(t *testing.T, c *testCity) int64 {
 	t.Helper()
-	v, err := audit.Verify(context.Background(), c.DB, store.AuditDomain)
+	v, err := audit.Verify(context.Background(), c.DB, store.AuditDomain, 0, 0)
 	if err != nil || !v.OK {
 		t.Fatalf("audit chain: %+v, %v", v, err)
 	}

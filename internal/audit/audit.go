@@ -65,8 +65,8 @@ type Entry struct {
 	Hash       string
 }
 
-// genesis is the previous hash of a domain's first entry.
-const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+// Genesis is the previous hash of a domain's first entry.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // Append adds e to the chain of e.Domain within tx and returns it with its
 // sequence number and hashes. Appends to one domain are serialized by a
@@ -79,7 +79,7 @@ func Append(ctx context.Context, tx pgx.Tx, e Entry) (Entry, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))`, e.Domain); err != nil {
 		return Entry{}, fmt.Errorf("audit: lock: %w", err)
 	}
-	e.Seq, e.PrevHash = 1, genesis
+	e.Seq, e.PrevHash = 1, Genesis
 	err := tx.QueryRow(ctx, `SELECT seq + 1, hash FROM audit_log WHERE domain = $1 ORDER BY seq DESC LIMIT 1`, e.Domain).Scan(&e.Seq, &e.PrevHash)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Entry{}, fmt.Errorf("audit: last entry: %w", err)
@@ -123,84 +123,120 @@ func Hash(e Entry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Querier is what List and Verify read through: a pool, a conn or a tx.
+// Querier is what List reads through: a pool, a conn or a tx.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Filter selects entries of one domain.
+// Filter selects entries of one domain, in sequence order.
 type Filter struct {
 	Domain     string
 	AfterSeq   int64
-	ObjectType string
-	ObjectID   string
-	Limit      int // default 100, at most 1000
+	ObjectType string    // "" for all
+	ObjectID   string    // "" for all
+	Subject    string    // the actor's subject (or name); "" for all
+	From, To   time.Time // at or after From, before To; zero for no bound
+	Limit      int       // default 100, at most 1000
 }
 
-// List returns entries of f.Domain in sequence order.
+const columns = `domain, seq, at, actor_kind, actor_subject, actor_role, action, object_type, object_id, detail, prev_hash, hash`
+
+// List returns the entries f selects. Each entry's Actor.Subject is the
+// actor as the log renders it ("name (subject)" for a person with a name),
+// so that Hash(entry) is its Hash.
 func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
-	rows, err := q.Query(ctx, `SELECT domain, seq, at, actor_kind, actor_subject, actor_role, action, object_type, object_id, detail, prev_hash, hash
-		FROM audit_log WHERE domain = $1 AND seq > $2 AND ($3 = '' OR object_type = $3) AND ($4 = '' OR object_id = $4)
-		ORDER BY seq LIMIT $5`, f.Domain, f.AfterSeq, f.ObjectType, f.ObjectID, f.Limit)
+	var from, to any
+	if !f.From.IsZero() {
+		from = f.From
+	}
+	if !f.To.IsZero() {
+		to = f.To
+	}
+	rows, err := q.Query(ctx, `SELECT `+columns+` FROM audit_log WHERE domain = $1 AND seq > $2
+		AND ($3 = '' OR object_type = $3) AND ($4 = '' OR object_id = $4)
+		AND ($5 = '' OR actor_subject = $5 OR right(actor_subject, length($5) + 3) = ' (' || $5 || ')')
+		AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)
+		ORDER BY seq LIMIT $8`, f.Domain, f.AfterSeq, f.ObjectType, f.ObjectID, f.Subject, from, to, f.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("audit: list: %w", err)
+		return nil, fmt.Errorf("audit: list %s: %w", f.Domain, err)
 	}
 	return pgx.CollectRows(rows, scanEntry)
 }
 
 func scanEntry(row pgx.CollectableRow) (Entry, error) {
 	var e Entry
-	var kind, subject string
-	err := row.Scan(&e.Domain, &e.Seq, &e.At, &kind, &subject, &e.Actor.Role, &e.Action, &e.ObjectType, &e.ObjectID, &e.Detail, &e.PrevHash, &e.Hash)
+	var kind string
+	err := row.Scan(&e.Domain, &e.Seq, &e.At, &kind, &e.Actor.Subject, &e.Actor.Role, &e.Action, &e.ObjectType, &e.ObjectID, &e.Detail, &e.PrevHash, &e.Hash)
 	e.Actor.Kind = access.Kind(kind)
-	e.Actor.Subject = subject
 	e.At = e.At.UTC()
 	return e, err
 }
 
-// Verification is the outcome of checking a chain.
+// Verification is the outcome of checking a range of a chain.
 type Verification struct {
 	OK       bool
 	Checked  int64
 	LastSeq  int64
 	LastHash string
-	BadSeq   int64  // the first entry that does not verify, or 0
+	BadSeq   int64  // the first entry that breaks the chain; 0 when OK
 	Problem  string // what is wrong with it
 }
 
-// Verify walks the chain of domain from its first entry and checks every
-// sequence number, previous hash and hash.
-func Verify(ctx context.Context, q Querier, domain string) (Verification, error) {
-	rows, err := q.Query(ctx, `SELECT domain, seq, at, actor_kind, actor_subject, actor_role, action, object_type, object_id, detail, prev_hash, hash
-		FROM audit_log WHERE domain = $1 ORDER BY seq`, domain)
-	if err != nil {
-		return Verification{}, fmt.Errorf("audit: verify: %w", err)
+// Verify checks the entries fromSeq..toSeq of domain's chain (fromSeq 0
+// means 1, toSeq 0 the latest) in one snapshot: each follows the one
+// before without a gap, carries its hash as prev_hash, and hashes right.
+// The range starts from the stored hash of entry fromSeq−1. A break is a
+// result, not an error.
+func Verify(ctx context.Context, db pg.TxBeginner, domain string, fromSeq, toSeq int64) (Verification, error) {
+	if fromSeq < 1 {
+		fromSeq = 1
 	}
-	defer rows.Close()
-	v := Verification{OK: true, LastHash: genesis}
-	for rows.Next() {
-		e, err := scanEntry(rows)
+	var v Verification
+	snapshot := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	err := pg.WithTx(ctx, pg.Options(db, snapshot), func(tx pgx.Tx) error {
+		v = Verification{OK: true, LastSeq: fromSeq - 1, LastHash: Genesis}
+		if fromSeq > 1 {
+			err := tx.QueryRow(ctx, `SELECT hash FROM audit_log WHERE domain = $1 AND seq = $2`, domain, fromSeq-1).Scan(&v.LastHash)
+			if errors.Is(err, pgx.ErrNoRows) {
+				v.OK, v.BadSeq, v.Problem = false, fromSeq-1, fmt.Sprintf("entry %d, before the range, is missing", fromSeq-1)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM audit_log WHERE domain = $1 AND seq >= $2 AND ($3 = 0 OR seq <= $3)
+			ORDER BY seq`, domain, fromSeq, toSeq)
 		if err != nil {
-			return Verification{}, err
+			return err
 		}
-		// The stored subject is already the rendered actor; hash it as such.
-		e.Actor.Name = ""
-		switch {
-		case e.Seq != v.LastSeq+1:
-			v.OK, v.BadSeq, v.Problem = false, e.Seq, fmt.Sprintf("sequence %d follows %d", e.Seq, v.LastSeq)
-		case e.PrevHash != v.LastHash:
-			v.OK, v.BadSeq, v.Problem = false, e.Seq, "previous hash does not match the entry before"
-		case Hash(e) != e.Hash:
-			v.OK, v.BadSeq, v.Problem = false, e.Seq, "hash does not match the entry's fields"
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEntry(rows)
+			if err != nil {
+				return err
+			}
+			switch {
+			case e.Seq != v.LastSeq+1:
+				v.OK, v.BadSeq, v.Problem = false, e.Seq, fmt.Sprintf("sequence %d follows %d: entries are missing", e.Seq, v.LastSeq)
+			case e.PrevHash != v.LastHash:
+				v.OK, v.BadSeq, v.Problem = false, e.Seq, "its previous hash does not match the entry before it"
+			case Hash(e) != e.Hash:
+				v.OK, v.BadSeq, v.Problem = false, e.Seq, "its hash does not match its fields: it was changed"
+			}
+			if !v.OK {
+				return nil
+			}
+			v.Checked++
+			v.LastSeq, v.LastHash = e.Seq, e.Hash
 		}
-		if !v.OK {
-			return v, nil
-		}
-		v.Checked++
-		v.LastSeq, v.LastHash = e.Seq, e.Hash
+		return rows.Err()
+	})
+	if err != nil {
+		return Verification{}, fmt.Errorf("audit: verify %s: %w", domain, err)
 	}
-	return v, rows.Err()
+	return v, nil
 }

@@ -45,7 +45,7 @@ func TestChain(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := Verify(ctx, db, "371502")
+	v, err := Verify(ctx, db, "371502", 0, 0)
 	if err != nil || !v.OK || v.Checked != 8 || v.LastSeq != 8 {
 		t.Fatalf("Verify = %+v, %v", v, err)
 	}
@@ -53,7 +53,7 @@ func TestChain(t *testing.T) {
 	if err != nil || len(entries) != 2 || entries[0].Seq != 7 || entries[0].Actor.Subject != "张三 (tok1)" {
 		t.Fatalf("List = %+v, %v", entries, err)
 	}
-	if v, _ := Verify(ctx, db, "371521"); !v.OK || v.Checked != 1 {
+	if v, _ := Verify(ctx, db, "371521", 0, 0); !v.OK || v.Checked != 1 {
 		t.Fatalf("371521: %+v", v)
 	}
 
@@ -70,14 +70,14 @@ func TestChain(t *testing.T) {
 		UPDATE audit_log SET detail = 'edited' WHERE domain = '371502' AND seq = 5`); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := Verify(ctx, db, "371502"); err != nil || v.OK || v.BadSeq != 5 {
+	if v, err := Verify(ctx, db, "371502", 0, 0); err != nil || v.OK || v.BadSeq != 5 {
 		t.Fatalf("after an edit: %+v, %v", v, err)
 	}
 	if _, err := db.Exec(ctx, `UPDATE audit_log SET detail = 'units.csv' WHERE domain = '371502' AND seq = 5;
 		DELETE FROM audit_log WHERE domain = '371502' AND seq = 4`); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := Verify(ctx, db, "371502"); err != nil || v.OK || v.BadSeq != 5 {
+	if v, err := Verify(ctx, db, "371502", 0, 0); err != nil || v.OK || v.BadSeq != 5 {
 		t.Fatalf("after a deletion: %+v, %v", v, err)
 	}
 }

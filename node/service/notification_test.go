@@ -636,7 +636,7 @@ func TestResolveObjection(t *testing.T) {
 // checking its hash chain.
 func ntAuditActions(t *testing.T, e *ntEnv) []string {
 	t.Helper()
-	v, err := audit.Verify(context.Background(), e.pool, ntCounty)
+	v, err := audit.Verify(context.Background(), e.pool, ntCounty, 0, 0)
 	if err != nil || !v.OK {
 		t.Fatalf("audit chain: %+v, %v", v, err)
 	}

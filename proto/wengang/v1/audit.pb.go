@@ -164,7 +164,7 @@ type AuditEntry struct {
 	ObjectId string `protobuf:"bytes,7,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	// What changed, as a JSON object (reasons, before and after).
 	Detail string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
-	// The previous entry's hash; empty for seq 1.
+	// The previous entry's hash; 64 zeros for seq 1.
 	PrevHash string `protobuf:"bytes,9,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	// This entry's hash; see AuditService.
 	Hash          string `protobuf:"bytes,10,opt,name=hash,proto3" json:"hash,omitempty"`

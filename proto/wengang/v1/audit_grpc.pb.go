@@ -33,10 +33,13 @@ const (
 //
 // The log has one hash chain per domain ("city" or a county code), so that
 // a county's log is whole on its own. Entry n carries the hash of entry n−1
-// (prev_hash; empty for the first), and its own hash is the lowercase hex
-// SHA-256 of its protobuf binary encoding with the hash field cleared
-// (fields in number order, as Go's proto.Marshal writes with Deterministic
-// set): changing, removing or reordering an entry breaks the chain.
+// (prev_hash; 64 zeros for the first), and its own hash is the lowercase hex
+// SHA-256 of these strings, each preceded by its length in bytes as an
+// 8-byte big-endian integer: domain, seq in decimal, at in RFC 3339 UTC with
+// fractional seconds (microseconds kept), actor.kind as stored ("person",
+// "finance_system", "node", "system"), actor.subject, actor.role, action,
+// object_type, object_id, detail, prev_hash. Changing, removing or
+// reordering an entry breaks the chain.
 type AuditServiceClient interface {
 	// ListAuditEntries lists one domain's entries in sequence order.
 	// Errors: INVALID_ARGUMENT (no domain, bad page token).
@@ -85,10 +88,13 @@ func (c *auditServiceClient) VerifyAuditChain(ctx context.Context, in *VerifyAud
 //
 // The log has one hash chain per domain ("city" or a county code), so that
 // a county's log is whole on its own. Entry n carries the hash of entry n−1
-// (prev_hash; empty for the first), and its own hash is the lowercase hex
-// SHA-256 of its protobuf binary encoding with the hash field cleared
-// (fields in number order, as Go's proto.Marshal writes with Deterministic
-// set): changing, removing or reordering an entry breaks the chain.
+// (prev_hash; 64 zeros for the first), and its own hash is the lowercase hex
+// SHA-256 of these strings, each preceded by its length in bytes as an
+// 8-byte big-endian integer: domain, seq in decimal, at in RFC 3339 UTC with
+// fractional seconds (microseconds kept), actor.kind as stored ("person",
+// "finance_system", "node", "system"), actor.subject, actor.role, action,
+// object_type, object_id, detail, prev_hash. Changing, removing or
+// reordering an entry breaks the chain.
 type AuditServiceServer interface {
 	// ListAuditEntries lists one domain's entries in sequence order.
 	// Errors: INVALID_ARGUMENT (no domain, bad page token).
