@@ -55,7 +55,11 @@ func HTTPClient(baseURL string, o Options) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: o.Timeout}, nil
 }
 
-// bearer adds the token to every request and stream.
+// Bearer returns the client interceptor that sends token as
+// "Authorization: Bearer TOKEN" on every request and stream (nothing when
+// token is empty).
+func Bearer(token string) connect.Interceptor { return bearer(token) }
+
 type bearer string
 
 func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
@@ -99,7 +103,7 @@ func NewNode(baseURL string, o Options) (*Node, error) {
 		return nil, err
 	}
 	base := strings.TrimSuffix(baseURL, "/")
-	opts := []connect.ClientOption{connect.WithGRPC(), connect.WithInterceptors(bearer(o.Token))}
+	opts := []connect.ClientOption{connect.WithGRPC(), connect.WithInterceptors(Bearer(o.Token))}
 	return &Node{
 		Import:       wengangv1connect.NewImportServiceClient(hc, base, opts...),
 		Screening:    wengangv1connect.NewScreeningServiceClient(hc, base, opts...),

@@ -134,3 +134,13 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// NewFlags returns a flag set for a command defined outside this package
+// (the servers, in main), reporting errors instead of exiting.
+func NewFlags(env Env, name string) *flag.FlagSet { return newFlags(env, name) }
+
+// ParseFlags parses args, turning a flag error into a usage error.
+func ParseFlags(fs *flag.FlagSet, args []string) error { return parse(fs, args) }
+
+// SplitList splits a comma-separated flag value, dropping empty items.
+func SplitList(s string) []string { return splitList(s) }

@@ -15,7 +15,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := cli.Env{Ctx: ctx, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	code := cli.Main(env, cli.Offline(), os.Args[1:])
+	cmds := append(cli.Offline(), cli.NodeCommands()...)
+	cmds = append(cmds, cli.Admin()...)
+	cmds = append(cmds, serveCommands()...)
+	code := cli.Main(env, cmds, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"wengang/client"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -161,7 +162,7 @@ func bearerOpt(token string) connect.ClientOption {
 	if token == "" {
 		return connect.WithInterceptors()
 	}
-	return connect.WithInterceptors(BearerInterceptor(token))
+	return connect.WithInterceptors(client.Bearer(token))
 }
 
 func code(err error) connect.Code {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"sync"
 	"testing"
@@ -83,6 +84,20 @@ func URL(t testing.TB) string {
 // URL does when there is no test cluster.
 func NewDB(t testing.TB, migrations fs.FS) *pgxpool.Pool {
 	t.Helper()
+	pool, _ := newDB(t, migrations)
+	return pool
+}
+
+// NewURL is NewDB for code that opens its database itself (a server
+// started as main starts it): it returns the fresh database's URL.
+func NewURL(t testing.TB, migrations fs.FS) string {
+	t.Helper()
+	_, u := newDB(t, migrations)
+	return u
+}
+
+func newDB(t testing.TB, migrations fs.FS) (*pgxpool.Pool, string) {
+	t.Helper()
 	url := URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
@@ -122,7 +137,18 @@ func NewDB(t testing.TB, migrations fs.FS) *pgxpool.Pool {
 		t.Fatalf("pgtest: open %s: %v", name, err)
 	}
 	t.Cleanup(pool.Close) // runs before the drop above
-	return pool
+	return pool, dbURL(url, name)
+}
+
+// dbURL returns the admin URL with its database replaced by name.
+func dbURL(admin, name string) string {
+	u, err := neturl.Parse(admin)
+	if err != nil || u.Scheme == "" {
+		// A keyword/value connection string.
+		return admin + " dbname=" + name
+	}
+	u.Path = "/" + name
+	return u.String()
 }
 
 // adminPool returns the process's pool on the cluster's maintenance database.
