@@ -25,6 +25,8 @@ import (
 	"wengang/internal/pg"
 	"wengang/internal/rpc"
 	"wengang/policy/access"
+	"wengang/policy/calendar"
+	"wengang/policy/civil"
 	"wengang/policy/refund"
 	"wengang/proto/wengang/v1/wengangv1connect"
 	"wengang/server/service"
@@ -38,6 +40,9 @@ type Config struct {
 	TLS    *tls.Config // nil serves h2c (local development only)
 	Log    *slog.Logger
 	Now    func() time.Time // the clock; default time.Now
+	// BusinessDate fixes "today" for drills and tests; zero means today in
+	// Asia/Shanghai by Now.
+	BusinessDate civil.Date
 	// Access is the access policy; every RPC then passes the access
 	// interceptor (bearer tokens from the city's database, node client
 	// certificates). Nil serves without access control: for tests that
@@ -86,7 +91,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	st := store.New(pool)
-	deps := &service.Deps{Store: st, Log: cfg.Log, Now: cfg.Now, Params: params}
+	cal, err := calendar.Embedded()
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	today := func() civil.Date { return civil.DateOf(cfg.Now()) }
+	if cfg.BusinessDate != 0 {
+		today = func() civil.Date { return cfg.BusinessDate }
+	}
+	deps := &service.Deps{Store: st, Log: cfg.Log, Now: cfg.Now, Params: params, Calendar: cal, Today: today}
 	chain := []connect.Interceptor{rpc.ErrorInterceptor(cfg.Log)}
 	if cfg.Access != nil {
 		// Tokens expire by the wall clock, not the business clock.

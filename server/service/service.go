@@ -14,6 +14,8 @@ import (
 
 	"wengang/internal/fault"
 	"wengang/policy/access"
+	"wengang/policy/calendar"
+	"wengang/policy/civil"
 	"wengang/policy/refund"
 	"wengang/server/store"
 )
@@ -26,7 +28,27 @@ type Deps struct {
 	// Params returns the policy parameters with the given id, or an error
 	// when the city does not know them.
 	Params func(id string) (refund.Params, error)
+	// Calendar is the working-day calendar (publicity end dates).
+	Calendar *calendar.Calendar
+	// Today is the business date: Asia/Shanghai's today, or the date fixed
+	// by --business-date for drills and tests.
+	Today func() civil.Date
 }
+
+// IntakeService implements wengangv1connect.IntakeServiceHandler.
+type IntakeService struct{ *Deps }
+
+// PublicityService implements wengangv1connect.PublicityServiceHandler.
+type PublicityService struct{ *Deps }
+
+// FinanceService implements wengangv1connect.FinanceServiceHandler.
+type FinanceService struct{ *Deps }
+
+// PortalService implements wengangv1connect.PortalServiceHandler.
+type PortalService struct{ *Deps }
+
+// ProgressService implements wengangv1connect.ProgressServiceHandler.
+type ProgressService struct{ *Deps }
 
 // SyncService implements wengangv1connect.SyncServiceHandler: the county
 // nodes push batches, account corrections and screening reports, and pull
