@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"net/url"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,20 +36,20 @@ func runAdmin(t *testing.T, args ...string) (int, string, string) {
 // is as far as tokens go, and its URL.
 func adminDB(t *testing.T, migrated bool) (*pgxpool.Pool, string) {
 	t.Helper()
-	var fsys fstest.MapFS
+	var fsys fs.FS // nil: an empty database
 	if migrated {
 		fsys = fstest.MapFS{
 			"0001_audit.sql":  {Data: []byte(audit.DDL)},
 			"0002_access.sql": {Data: []byte(authn.TokenDDL)},
 		}
 	}
-	pool := pgtest.NewDB(t, fsys)
-	u, err := url.Parse(pgtest.URL(t))
+	u := pgtest.NewURL(t, fsys)
+	pool, err := pgxpool.New(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Path = "/" + pool.Config().ConnConfig.Database
-	return pool, u.String()
+	t.Cleanup(pool.Close)
+	return pool, u
 }
 
 func TestTokenCommands(t *testing.T) {
