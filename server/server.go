@@ -43,6 +43,9 @@ type Config struct {
 	// BusinessDate fixes "today" for drills and tests; zero means today in
 	// Asia/Shanghai by Now.
 	BusinessDate civil.Date
+	// Today, when set, is the business date instead (a demo moving through
+	// the days of the plan).
+	Today func() civil.Date
 	// Access is the access policy; every RPC then passes the access
 	// interceptor (bearer tokens from the city's database, node client
 	// certificates). Nil serves without access control: for tests that
@@ -97,7 +100,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	today := func() civil.Date { return civil.DateOf(cfg.Now()) }
-	if cfg.BusinessDate != 0 {
+	switch {
+	case cfg.Today != nil:
+		today = cfg.Today
+	case cfg.BusinessDate != 0:
 		today = func() civil.Date { return cfg.BusinessDate }
 	}
 	deps := &service.Deps{Store: st, Log: cfg.Log, Now: cfg.Now, Params: params, Calendar: cal, Today: today}
