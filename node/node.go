@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	mux.Handle(wengangv1connect.NewReviewServiceHandler(&service.ReviewService{Deps: deps}, opts))
 	mux.Handle(wengangv1connect.NewNotificationServiceHandler(notify, opts))
 	mux.Handle(wengangv1connect.NewBatchServiceHandler(batches, opts))
-	mux.Handle(wengangv1connect.NewAuditServiceHandler(&service.AuditService{Deps: deps}, opts))
+	mux.Handle(wengangv1connect.NewAuditServiceHandler(service.NewAuditService(deps), opts))
 	rpc.Mount(mux,
 		wengangv1connect.ImportServiceName, wengangv1connect.ScreeningServiceName, wengangv1connect.ReviewServiceName,
 		wengangv1connect.NotificationServiceName, wengangv1connect.BatchServiceName, wengangv1connect.AuditServiceName)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -443,7 +442,7 @@ func (s *ImportService) ListDatasets(ctx context.Context, req *connect.Request[w
 	if county == "" {
 		bad.Add("county", "required")
 	}
-	size := pageSize(&bad, m.GetPageSize(), 50)
+	size := rpc.PageSize(&bad, m.GetPageSize(), 50)
 	page := store.DatasetPage{Limit: size + 1}
 	switch m.GetState() {
 	case wengangv1.DatasetState_DATASET_STATE_UNSPECIFIED:
@@ -455,7 +454,7 @@ func (s *ImportService) ListDatasets(ctx context.Context, req *connect.Request[w
 		bad.Add("state", "unknown state %v", m.GetState())
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := readPageToken("datasets/"+county, tok)
+		v, ok := rpc.ReadPageToken("datasets/"+county, tok)
 		id, err := strconv.ParseInt(v, 10, 64)
 		if !ok || err != nil || id <= 0 {
 			bad.Add("page_token", "not a page token of this list")
@@ -475,7 +474,7 @@ func (s *ImportService) ListDatasets(ctx context.Context, req *connect.Request[w
 	res := &wengangv1.ListDatasetsResponse{}
 	if len(reps) > size {
 		reps = reps[:size]
-		res.NextPageToken = makePageToken("datasets/"+county, strconv.FormatInt(reps[size-1].ID, 10))
+		res.NextPageToken = rpc.PageToken("datasets/"+county, strconv.FormatInt(reps[size-1].ID, 10))
 	}
 	for _, r := range reps {
 		res.Datasets = append(res.Datasets, datasetMessage(r))
@@ -539,37 +538,4 @@ func datasetMessage(rep store.DatasetReport) *wengangv1.Dataset {
 		d.Files = append(d.Files, msg)
 	}
 	return d
-}
-
-// pageSize reads a request's page size: 0 is def, more than 1000 is 1000.
-func pageSize(bad *rpc.Fields, n int32, def int) int {
-	switch {
-	case n < 0:
-		bad.Add("page_size", "must not be negative")
-		return def
-	case n == 0:
-		return def
-	case n > 1000:
-		return 1000
-	}
-	return int(n)
-}
-
-// makePageToken returns an opaque page token carrying v for the list
-// named scope; readPageToken reads it back, refusing a token of another
-// list.
-func makePageToken(scope, v string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(scope + "\x00" + v))
-}
-
-func readPageToken(scope, token string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return "", false
-	}
-	got, v, ok := strings.Cut(string(b), "\x00")
-	if !ok || got != scope || v == "" {
-		return "", false
-	}
-	return v, true
 }

@@ -70,7 +70,7 @@ func ncStart(t testing.TB, counties ...string) *ncNode {
 	mux.Handle(wengangv1connect.NewImportServiceHandler(&ImportService{deps}, opts, connect.WithReadMaxBytes(2<<20)))
 	mux.Handle(wengangv1connect.NewScreeningServiceHandler(&ScreeningService{deps}, opts))
 	mux.Handle(wengangv1connect.NewReviewServiceHandler(&ReviewService{deps}, opts))
-	mux.Handle(wengangv1connect.NewAuditServiceHandler(&AuditService{deps}, opts))
+	mux.Handle(wengangv1connect.NewAuditServiceHandler(NewAuditService(deps), opts))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -315,7 +315,7 @@ func (s *ReviewService) ListReviews(ctx context.Context, req *connect.Request[we
 	if county == "" {
 		bad.Add("county", "required")
 	}
-	size := pageSize(&bad, m.GetPageSize(), 100)
+	size := rpc.PageSize(&bad, m.GetPageSize(), 100)
 	page := store.ReviewPage{USCC: uscc.Normalize(m.GetUscc()), Limit: size + 1}
 	if v := m.GetScreeningId(); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
@@ -325,7 +325,7 @@ func (s *ReviewService) ListReviews(ctx context.Context, req *connect.Request[we
 		page.ScreeningID = id
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := readPageToken("reviews/"+county, tok)
+		v, ok := rpc.ReadPageToken("reviews/"+county, tok)
 		id, err := strconv.ParseInt(v, 10, 64)
 		if !ok || err != nil || id <= 0 {
 			bad.Add("page_token", "not a page token of this list")
@@ -345,7 +345,7 @@ func (s *ReviewService) ListReviews(ctx context.Context, req *connect.Request[we
 	res := &wengangv1.ListReviewsResponse{}
 	if len(rvs) > size {
 		rvs = rvs[:size]
-		res.NextPageToken = makePageToken("reviews/"+county, strconv.FormatInt(rvs[size-1].ID, 10))
+		res.NextPageToken = rpc.PageToken("reviews/"+county, strconv.FormatInt(rvs[size-1].ID, 10))
 	}
 	for _, rv := range rvs {
 		res.Reviews = append(res.Reviews, reviewMessage(rv))

@@ -198,7 +198,7 @@ func (s *ScreeningService) ListScreenings(ctx context.Context, req *connect.Requ
 	if county == "" {
 		bad.Add("county", "required")
 	}
-	size := pageSize(&bad, m.GetPageSize(), 50)
+	size := rpc.PageSize(&bad, m.GetPageSize(), 50)
 	page := store.ScreeningPage{Limit: size + 1}
 	if v := m.GetDatasetId(); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
@@ -208,7 +208,7 @@ func (s *ScreeningService) ListScreenings(ctx context.Context, req *connect.Requ
 		page.DatasetID = id
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := readPageToken("screenings/"+county, tok)
+		v, ok := rpc.ReadPageToken("screenings/"+county, tok)
 		id, err := strconv.ParseInt(v, 10, 64)
 		if !ok || err != nil || id <= 0 {
 			bad.Add("page_token", "not a page token of this list")
@@ -228,7 +228,7 @@ func (s *ScreeningService) ListScreenings(ctx context.Context, req *connect.Requ
 	res := &wengangv1.ListScreeningsResponse{}
 	if len(scs) > size {
 		scs = scs[:size]
-		res.NextPageToken = makePageToken("screenings/"+county, strconv.FormatInt(scs[size-1].ID, 10))
+		res.NextPageToken = rpc.PageToken("screenings/"+county, strconv.FormatInt(scs[size-1].ID, 10))
 	}
 	for _, sc := range scs {
 		msg, err := screeningMessage(sc)
@@ -247,7 +247,7 @@ func (s *ScreeningService) ListResults(ctx context.Context, req *connect.Request
 	m := req.Msg
 	var bad rpc.Fields
 	county, id := screeningFields(&bad, m.GetCounty(), m.GetScreeningId())
-	size := pageSize(&bad, m.GetPageSize(), 100)
+	size := rpc.PageSize(&bad, m.GetPageSize(), 100)
 	f := store.ResultFilter{Query: strings.TrimSpace(m.GetQuery()), Limit: size + 1}
 	f.Reviewed = resultView(&bad, m.GetView())
 	f.Decisions = resultDecisions(&bad, "decisions", m.GetDecisions())
@@ -258,7 +258,7 @@ func (s *ScreeningService) ListResults(ctx context.Context, req *connect.Request
 	f.Reasons = reasons
 	scope := fmt.Sprintf("results/%s/%d", county, id)
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := readPageToken(scope, tok)
+		v, ok := rpc.ReadPageToken(scope, tok)
 		if !ok {
 			bad.Add("page_token", "not a page token of this list")
 		}
@@ -285,7 +285,7 @@ func (s *ScreeningService) ListResults(ctx context.Context, req *connect.Request
 	res := &wengangv1.ListResultsResponse{MatchCount: matches, Policy: protoconv.Params(params)}
 	if len(rs) > size {
 		rs = rs[:size]
-		res.NextPageToken = makePageToken(scope, rs[size-1].USCC)
+		res.NextPageToken = rpc.PageToken(scope, rs[size-1].USCC)
 	}
 	for i := range rs {
 		res.Results = append(res.Results, resultMessage(&rs[i], params))

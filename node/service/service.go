@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"wengang/internal/auditrpc"
 	"wengang/internal/fault"
 	"wengang/node/store"
 	"wengang/policy/access"
@@ -91,5 +92,8 @@ type BatchService struct {
 	Kick func()
 }
 
-// AuditService implements wengangv1connect.AuditServiceHandler.
-type AuditService struct{ *Deps }
+// NewAuditService returns the node's AuditService: the audit logs of the
+// counties it serves.
+func NewAuditService(d *Deps) *auditrpc.Service {
+	return &auditrpc.Service{Keeps: d.serves, List: d.Store.AuditEntries, Verify: d.Store.VerifyAudit}
+}

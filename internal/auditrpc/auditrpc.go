@@ -1,4 +1,7 @@
-package service
+// Package auditrpc serves the AuditService of the node and of the city over
+// their audit logs (internal/audit): list a domain's entries, verify its
+// chain. Each process says which domains it keeps.
+package auditrpc
 
 import (
 	"context"
@@ -14,17 +17,27 @@ import (
 	wengangv1 "wengang/proto/wengang/v1"
 )
 
-// ListAuditEntries lists one county's audit entries in sequence order,
-// filtered by object, actor and time, a page at a time. The domain must be
-// a county this node serves.
-func (s *AuditService) ListAuditEntries(ctx context.Context, req *connect.Request[wengangv1.ListAuditEntriesRequest]) (*connect.Response[wengangv1.ListAuditEntriesResponse], error) {
+// Service implements wengangv1connect.AuditServiceHandler.
+type Service struct {
+	// Keeps refuses a domain whose log this process does not keep (a
+	// node: a county it serves; the city: "city").
+	Keeps func(domain string) error
+	// List and Verify read the process's log (audit.List, audit.Verify
+	// over its database).
+	List   func(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
+	Verify func(ctx context.Context, domain string, fromSeq, toSeq int64) (audit.Verification, error)
+}
+
+// ListAuditEntries lists one domain's audit entries in sequence order,
+// filtered by object, actor and time, a page at a time.
+func (s *Service) ListAuditEntries(ctx context.Context, req *connect.Request[wengangv1.ListAuditEntriesRequest]) (*connect.Response[wengangv1.ListAuditEntriesResponse], error) {
 	m := req.Msg
 	var bad rpc.Fields
 	domain := strings.TrimSpace(m.GetDomain())
 	if domain == "" {
-		bad.Add("domain", "required: a county code")
+		bad.Add("domain", "required: \"city\" or a county code")
 	}
-	size := pageSize(&bad, m.GetPageSize(), 100)
+	size := rpc.PageSize(&bad, m.GetPageSize(), 100)
 	f := audit.Filter{Domain: domain, AfterSeq: m.GetAfterSeq(), ObjectType: m.GetObjectType(), ObjectID: m.GetObjectId(),
 		Subject: m.GetActorSubject(), Limit: size + 1}
 	if f.AfterSeq < 0 {
@@ -43,7 +56,7 @@ func (s *AuditService) ListAuditEntries(ctx context.Context, req *connect.Reques
 		f.To = t.AsTime()
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := readPageToken("audit/"+domain, tok)
+		v, ok := rpc.ReadPageToken("audit/"+domain, tok)
 		seq, err := strconv.ParseInt(v, 10, 64)
 		if !ok || err != nil || seq <= 0 {
 			bad.Add("page_token", "not a page token of this list")
@@ -53,17 +66,17 @@ func (s *AuditService) ListAuditEntries(ctx context.Context, req *connect.Reques
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.serves(domain); err != nil {
+	if err := s.Keeps(domain); err != nil {
 		return nil, err
 	}
-	es, err := s.Store.AuditEntries(ctx, f)
+	es, err := s.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	res := &wengangv1.ListAuditEntriesResponse{}
 	if len(es) > size {
 		es = es[:size]
-		res.NextPageToken = makePageToken("audit/"+domain, strconv.FormatInt(es[size-1].Seq, 10))
+		res.NextPageToken = rpc.PageToken("audit/"+domain, strconv.FormatInt(es[size-1].Seq, 10))
 	}
 	for _, e := range es {
 		res.Entries = append(res.Entries, auditEntryMessage(e))
@@ -71,14 +84,14 @@ func (s *AuditService) ListAuditEntries(ctx context.Context, req *connect.Reques
 	return connect.NewResponse(res), nil
 }
 
-// VerifyAuditChain checks a range of one county's chain and reports the
+// VerifyAuditChain checks a range of one domain's chain and reports the
 // first break; a broken chain is an answer, not an error.
-func (s *AuditService) VerifyAuditChain(ctx context.Context, req *connect.Request[wengangv1.VerifyAuditChainRequest]) (*connect.Response[wengangv1.VerifyAuditChainResponse], error) {
+func (s *Service) VerifyAuditChain(ctx context.Context, req *connect.Request[wengangv1.VerifyAuditChainRequest]) (*connect.Response[wengangv1.VerifyAuditChainResponse], error) {
 	m := req.Msg
 	var bad rpc.Fields
 	domain := strings.TrimSpace(m.GetDomain())
 	if domain == "" {
-		bad.Add("domain", "required: a county code")
+		bad.Add("domain", "required: \"city\" or a county code")
 	}
 	if m.GetFromSeq() < 0 {
 		bad.Add("from_seq", "must not be negative")
@@ -89,10 +102,10 @@ func (s *AuditService) VerifyAuditChain(ctx context.Context, req *connect.Reques
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.serves(domain); err != nil {
+	if err := s.Keeps(domain); err != nil {
 		return nil, err
 	}
-	c, err := s.Store.VerifyAudit(ctx, domain, m.GetFromSeq(), m.GetToSeq())
+	c, err := s.Verify(ctx, domain, m.GetFromSeq(), m.GetToSeq())
 	if err != nil {
 		return nil, err
 	}
