@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"encoding/base64"
+	"strconv"
 	"strings"
 )
 
@@ -37,4 +38,32 @@ func ReadPageToken(scope, token string) (string, bool) {
 		return "", false
 	}
 	return v, true
+}
+
+// IDPageToken is PageToken for a list paged by a numeric id.
+func IDPageToken(scope string, id int64) string {
+	return PageToken(scope, strconv.FormatInt(id, 10))
+}
+
+// ReadIDPageToken reads a token of IDPageToken back; a token of another
+// list, or none that decodes, is a bad page_token field (and 0).
+func ReadIDPageToken(bad *Fields, scope, token string) int64 {
+	v, ok := ReadPageToken(scope, token)
+	id, err := strconv.ParseInt(v, 10, 64)
+	if !ok || err != nil || id <= 0 {
+		bad.Add("page_token", "not a page token of this list")
+		return 0
+	}
+	return id
+}
+
+// ParseID reads a decimal object id from a request field; anything else
+// is a bad field (and 0).
+func ParseID(bad *Fields, field, v string) int64 {
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		bad.Add(field, "%q is not an id", v)
+		return 0
+	}
+	return id
 }

@@ -454,12 +454,7 @@ func (s *ImportService) ListDatasets(ctx context.Context, req *connect.Request[w
 		bad.Add("state", "unknown state %v", m.GetState())
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := rpc.ReadPageToken("datasets/"+county, tok)
-		id, err := strconv.ParseInt(v, 10, 64)
-		if !ok || err != nil || id <= 0 {
-			bad.Add("page_token", "not a page token of this list")
-		}
-		page.BeforeID = id
+		page.BeforeID = rpc.ReadIDPageToken(&bad, "datasets/"+county, tok)
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -474,7 +469,7 @@ func (s *ImportService) ListDatasets(ctx context.Context, req *connect.Request[w
 	res := &wengangv1.ListDatasetsResponse{}
 	if len(reps) > size {
 		reps = reps[:size]
-		res.NextPageToken = rpc.PageToken("datasets/"+county, strconv.FormatInt(reps[size-1].ID, 10))
+		res.NextPageToken = rpc.IDPageToken("datasets/"+county, reps[size-1].ID)
 	}
 	for _, r := range reps {
 		res.Datasets = append(res.Datasets, datasetMessage(r))

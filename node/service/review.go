@@ -318,19 +318,10 @@ func (s *ReviewService) ListReviews(ctx context.Context, req *connect.Request[we
 	size := rpc.PageSize(&bad, m.GetPageSize(), 100)
 	page := store.ReviewPage{USCC: uscc.Normalize(m.GetUscc()), Limit: size + 1}
 	if v := m.GetScreeningId(); v != "" {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id <= 0 {
-			bad.Add("screening_id", "%q is not a screening id", v)
-		}
-		page.ScreeningID = id
+		page.ScreeningID = rpc.ParseID(&bad, "screening_id", v)
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := rpc.ReadPageToken("reviews/"+county, tok)
-		id, err := strconv.ParseInt(v, 10, 64)
-		if !ok || err != nil || id <= 0 {
-			bad.Add("page_token", "not a page token of this list")
-		}
-		page.BeforeID = id
+		page.BeforeID = rpc.ReadIDPageToken(&bad, "reviews/"+county, tok)
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -345,7 +336,7 @@ func (s *ReviewService) ListReviews(ctx context.Context, req *connect.Request[we
 	res := &wengangv1.ListReviewsResponse{}
 	if len(rvs) > size {
 		rvs = rvs[:size]
-		res.NextPageToken = rpc.PageToken("reviews/"+county, strconv.FormatInt(rvs[size-1].ID, 10))
+		res.NextPageToken = rpc.IDPageToken("reviews/"+county, rvs[size-1].ID)
 	}
 	for _, rv := range rvs {
 		res.Reviews = append(res.Reviews, reviewMessage(rv))

@@ -201,19 +201,10 @@ func (s *ScreeningService) ListScreenings(ctx context.Context, req *connect.Requ
 	size := rpc.PageSize(&bad, m.GetPageSize(), 50)
 	page := store.ScreeningPage{Limit: size + 1}
 	if v := m.GetDatasetId(); v != "" {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id <= 0 {
-			bad.Add("dataset_id", "%q is not a dataset id", v)
-		}
-		page.DatasetID = id
+		page.DatasetID = rpc.ParseID(&bad, "dataset_id", v)
 	}
 	if tok := m.GetPageToken(); tok != "" {
-		v, ok := rpc.ReadPageToken("screenings/"+county, tok)
-		id, err := strconv.ParseInt(v, 10, 64)
-		if !ok || err != nil || id <= 0 {
-			bad.Add("page_token", "not a page token of this list")
-		}
-		page.BeforeID = id
+		page.BeforeID = rpc.ReadIDPageToken(&bad, "screenings/"+county, tok)
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -228,7 +219,7 @@ func (s *ScreeningService) ListScreenings(ctx context.Context, req *connect.Requ
 	res := &wengangv1.ListScreeningsResponse{}
 	if len(scs) > size {
 		scs = scs[:size]
-		res.NextPageToken = rpc.PageToken("screenings/"+county, strconv.FormatInt(scs[size-1].ID, 10))
+		res.NextPageToken = rpc.IDPageToken("screenings/"+county, scs[size-1].ID)
 	}
 	for _, sc := range scs {
 		msg, err := screeningMessage(sc)
