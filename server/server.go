@@ -21,7 +21,10 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"wengang/internal/audit"
+	"wengang/internal/auditrpc"
 	"wengang/internal/authn"
+	"wengang/internal/fault"
 	"wengang/internal/pg"
 	"wengang/internal/rpc"
 	"wengang/policy/access"
@@ -116,7 +119,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(wengangv1connect.NewSyncServiceHandler(&service.SyncService{Deps: deps}, opts))
-	rpc.Mount(mux, wengangv1connect.SyncServiceName)
+	mux.Handle(wengangv1connect.NewIntakeServiceHandler(&service.IntakeService{Deps: deps}, opts))
+	mux.Handle(wengangv1connect.NewPublicityServiceHandler(&service.PublicityService{Deps: deps}, opts))
+	mux.Handle(wengangv1connect.NewAuditServiceHandler(&auditrpc.Service{
+		Keeps: func(domain string) error {
+			if domain != store.AuditDomain {
+				return fault.New(fault.ErrNotFound, "the city keeps the audit log of %q only; a county's is on its node", store.AuditDomain)
+			}
+			return nil
+		},
+		List: func(ctx context.Context, f audit.Filter) ([]audit.Entry, error) { return audit.List(ctx, pool, f) },
+		Verify: func(ctx context.Context, domain string, from, to int64) (audit.Verification, error) {
+			return audit.Verify(ctx, pool, domain, from, to)
+		},
+	}, opts))
+	rpc.Mount(mux, wengangv1connect.SyncServiceName, wengangv1connect.IntakeServiceName, wengangv1connect.PublicityServiceName,
+		wengangv1connect.AuditServiceName)
 	return &Server{cfg: cfg, pool: pool, store: st, handler: mux}, nil
 }
 

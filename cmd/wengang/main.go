@@ -17,6 +17,7 @@ func main() {
 	env := cli.Env{Ctx: ctx, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	cmds := append(cli.Offline(), cli.NodeCommands()...)
 	cmds = append(cmds, cli.Admin()...)
+	cmds = append(cmds, cli.CityCommands()...)
 	cmds = append(cmds, serveCommands()...)
 	cmds = append(cmds, demoCommand())
 	code := cli.Main(env, cmds, os.Args[1:])
