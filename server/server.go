@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(wengangv1connect.NewSyncServiceHandler(&service.SyncService{Deps: deps}, opts))
 	mux.Handle(wengangv1connect.NewIntakeServiceHandler(&service.IntakeService{Deps: deps}, opts))
 	mux.Handle(wengangv1connect.NewPublicityServiceHandler(&service.PublicityService{Deps: deps}, opts))
+	mux.Handle(wengangv1connect.NewFinanceServiceHandler(&service.FinanceService{Deps: deps}, opts))
 	mux.Handle(wengangv1connect.NewAuditServiceHandler(&auditrpc.Service{
 		Keeps: func(domain string) error {
 			if domain != store.AuditDomain {
@@ -134,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}, opts))
 	rpc.Mount(mux, wengangv1connect.SyncServiceName, wengangv1connect.IntakeServiceName, wengangv1connect.PublicityServiceName,
-		wengangv1connect.AuditServiceName)
+		wengangv1connect.FinanceServiceName, wengangv1connect.AuditServiceName)
 	return &Server{cfg: cfg, pool: pool, store: st, handler: mux}, nil
 }
 

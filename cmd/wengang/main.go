@@ -18,6 +18,7 @@ func main() {
 	cmds := append(cli.Offline(), cli.NodeCommands()...)
 	cmds = append(cmds, cli.Admin()...)
 	cmds = append(cmds, cli.CityCommands()...)
+	cmds = append(cmds, cli.FinanceCommands()...)
 	cmds = append(cmds, serveCommands()...)
 	cmds = append(cmds, demoCommand())
 	code := cli.Main(env, cmds, os.Args[1:])

@@ -254,6 +254,13 @@ func (s *SyncService) PushAccountCorrection(ctx context.Context, req *connect.Re
 	if err != nil {
 		return nil, err
 	}
+	if !c.Reissued {
+		// Re-issue the returned payment to the corrected account at once
+		// (idempotent: a retry finds the correction re-issued).
+		if c, err = s.Store.Reissue(ctx, p, c.County, c.ID, s.Now()); err != nil {
+			return nil, err
+		}
+	}
 	return connect.NewResponse(&wengangv1.PushAccountCorrectionResponse{
 		CorrectionId: c.ID, InstructionId: c.InstructionID, AcceptedAt: timestamppb.New(c.AcceptedAt),
 	}), nil

@@ -53,7 +53,7 @@ var transitions = map[DecisionKind]struct {
 	KindRemoved:            {ItemRemoved, []ItemState{ItemInRound, ItemInPublicity, ItemObjected}},
 	KindReleased:           {ItemReleased, []ItemState{ItemInPublicity}},
 	KindPaid:               {ItemPaid, []ItemState{ItemReleased}},
-	KindReturned:           {ItemReturned, []ItemState{ItemReleased}},
+	KindReturned:           {ItemReturned, []ItemState{ItemReleased, ItemPaid}}, // a bank may return a payment after reporting it paid (退票)
 	KindReissued:           {ItemReleased, []ItemState{ItemReturned}},
 }
 

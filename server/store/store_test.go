@@ -69,7 +69,7 @@ func TestTransition(t *testing.T) {
 		{store.ItemReturned, store.KindReissued, store.ItemReleased},
 		{store.ItemReceived, store.KindPaid, ""},
 		{store.ItemRejected, store.KindReceived, ""},
-		{store.ItemPaid, store.KindReturned, ""},
+		{store.ItemPaid, store.KindReturned, store.ItemReturned},
 		{store.ItemConflict, store.KindInPublicity, ""},
 		{store.ItemRemoved, store.KindObjectionDismissed, ""},
 	}

@@ -46,7 +46,8 @@ const (
 //	    └────────────────┴─────────────────────┘ (RETURNED from any of them)
 //
 // A reissue is a new instruction (reissue_of names the returned one),
-// RELEASED and pullable at once: its funds came back with the return.
+// RELEASED in a re-issue funding request of its county, which finance
+// confirms like any other before the instruction can be pulled.
 // Totals always reconcile: released = paid + returned + outstanding.
 type FinanceServiceClient interface {
 	// PullInstructions streams the instructions finance may pay, after a
@@ -245,7 +246,8 @@ type FinanceService_ImportPain002Client = grpc.ClientStreamingClient[ImportPain0
 //	    └────────────────┴─────────────────────┘ (RETURNED from any of them)
 //
 // A reissue is a new instruction (reissue_of names the returned one),
-// RELEASED and pullable at once: its funds came back with the return.
+// RELEASED in a re-issue funding request of its county, which finance
+// confirms like any other before the instruction can be pulled.
 // Totals always reconcile: released = paid + returned + outstanding.
 type FinanceServiceServer interface {
 	// PullInstructions streams the instructions finance may pay, after a
