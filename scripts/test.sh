@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README: `make test`). It installs and starts what
 # the tests need — a private PostgreSQL cluster, from Debian's packages when
-# the machine has none — runs gofmt, go vet, the contract checks, every Go
+# the machine has none, and headless Chromium with CJK fonts — runs gofmt, go vet, the contract checks, every Go
 # test with the database tests executed, and a short run of every fuzz
 # target; then tears the cluster down.
 set -euo pipefail
@@ -32,6 +32,9 @@ deploy/postgres/cluster.sh stop "$pgdir" >/dev/null 2>&1 || true
 url=$(deploy/postgres/cluster.sh start "$pgdir" "$pgport")
 trap 'deploy/postgres/cluster.sh stop "$pgdir" >/dev/null 2>&1 || true' EXIT
 export WENGANG_TEST_DATABASE_URL="$url"
+
+step "headless Chromium and CJK fonts for the portal's browser test"
+scripts/browser.sh
 
 step "go test ./..."
 go test -count=1 ./...

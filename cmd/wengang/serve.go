@@ -16,6 +16,7 @@ import (
 	"wengang/node/sms"
 	nodesync "wengang/node/sync"
 	"wengang/policy/access"
+	"wengang/policy/civil"
 	"wengang/server"
 )
 
@@ -24,7 +25,7 @@ import (
 func serveCommands() []cli.Command {
 	return []cli.Command{
 		{Name: "node", Summary: "县级节点: serve one or more counties (import, screening, review, notification, batches, sync to the city)", Run: runNode},
-		{Name: "city", Summary: "市级服务: serve the city (intake of the counties' batches, the decisions feed)", Run: runCity},
+		{Name: "city", Summary: "市级服务: serve the city (intake, publicity rounds, finance, the public portal)", Run: runCity},
 	}
 }
 
@@ -129,6 +130,7 @@ func runCity(env cli.Env, args []string) error {
 	tlsCert := fs.String("tls-cert", "", "the city's server certificate (empty: h2c, for local development)")
 	tlsKey := fs.String("tls-key", "", "its key")
 	clientCA := fs.String("client-ca", "", "CA whose client certificates identify county nodes")
+	businessDate := fs.String("business-date", "", "fix \"today\" (YYYY-MM-DD) for drills and tests; default: today in Asia/Shanghai")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
@@ -141,6 +143,11 @@ func runCity(env cli.Env, args []string) error {
 		return fmt.Errorf("%w: --db is required", cli.ErrUsage)
 	}
 	cfg := server.Config{Listen: *listen, DB: *db, Log: log}
+	if *businessDate != "" {
+		if cfg.BusinessDate, err = civil.ParseDate(*businessDate); err != nil {
+			return fmt.Errorf("%w: --business-date: %v", cli.ErrUsage, err)
+		}
+	}
 	if cfg.TLS, err = serverTLS(*tlsCert, *tlsKey, *clientCA); err != nil {
 		return err
 	}
