@@ -32,6 +32,7 @@ import (
 	"wengang/policy/civil"
 	"wengang/policy/refund"
 	"wengang/proto/wengang/v1/wengangv1connect"
+	"wengang/server/portal"
 	"wengang/server/service"
 	"wengang/server/store"
 )
@@ -122,6 +123,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(wengangv1connect.NewIntakeServiceHandler(&service.IntakeService{Deps: deps}, opts))
 	mux.Handle(wengangv1connect.NewPublicityServiceHandler(&service.PublicityService{Deps: deps}, opts))
 	mux.Handle(wengangv1connect.NewFinanceServiceHandler(&service.FinanceService{Deps: deps}, opts))
+	mux.Handle(wengangv1connect.NewPortalServiceHandler(&service.PortalService{Deps: deps}, opts))
+	mux.Handle(wengangv1connect.NewProgressServiceHandler(&service.ProgressService{Deps: deps}, opts))
+	// The public portal: HTML pages, no login.
+	mux.Handle(portal.Prefix, portal.Handler(portal.Config{Store: st, Today: today, Now: cfg.Now, Log: cfg.Log}))
 	mux.Handle(wengangv1connect.NewAuditServiceHandler(&auditrpc.Service{
 		Keeps: func(domain string) error {
 			if domain != store.AuditDomain {
@@ -135,7 +140,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}, opts))
 	rpc.Mount(mux, wengangv1connect.SyncServiceName, wengangv1connect.IntakeServiceName, wengangv1connect.PublicityServiceName,
-		wengangv1connect.FinanceServiceName, wengangv1connect.AuditServiceName)
+		wengangv1connect.FinanceServiceName, wengangv1connect.PortalServiceName, wengangv1connect.ProgressServiceName,
+		wengangv1connect.AuditServiceName)
 	return &Server{cfg: cfg, pool: pool, store: st, handler: mux}, nil
 }
 

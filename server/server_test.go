@@ -24,13 +24,15 @@ func TestServerServesHealthForWhatItServes(t *testing.T) {
 	defer conn.Close()
 	health := healthpb.NewHealthClient(conn)
 	ctx := context.Background()
-	res, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "wengang.v1.SyncService"})
-	if err != nil || res.Status != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("SyncService: %v, %v", res, err)
+	for _, svc := range []string{"SyncService", "IntakeService", "PublicityService", "FinanceService", "PortalService", "ProgressService", "AuditService"} {
+		res, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "wengang.v1." + svc})
+		if err != nil || res.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("%s: %v, %v", svc, res, err)
+		}
 	}
-	// A service the city does not serve yet is not reported, nor answered.
-	if _, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "wengang.v1.IntakeService"}); status.Code(err) != codes.NotFound {
-		t.Fatalf("IntakeService health: %v", err)
+	// A service the city does not serve (a node's) is not reported.
+	if _, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "wengang.v1.ImportService"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("ImportService health: %v", err)
 	}
 }
 

@@ -19,6 +19,7 @@ func main() {
 	cmds = append(cmds, cli.Admin()...)
 	cmds = append(cmds, cli.CityCommands()...)
 	cmds = append(cmds, cli.FinanceCommands()...)
+	cmds = append(cmds, cli.ProgressCommands()...)
 	cmds = append(cmds, serveCommands()...)
 	cmds = append(cmds, demoCommand())
 	code := cli.Main(env, cmds, os.Args[1:])

@@ -121,37 +121,41 @@ func (r *run) cityFlow() error {
 		return fmt.Errorf("release round: %w", err)
 	}
 	r.say("released: %d instructions, %d fen", rel.Msg.GetReleased().GetCount(), rel.Msg.GetReleased().GetAmountFen())
-	if err := r.fundAndPay(finance, rel.Msg.GetFundingRequests(), true); err != nil {
+	returned, err := r.fundAndPay(finance, rel.Msg.GetFundingRequests(), true)
+	if err != nil {
 		return err
 	}
 
 	// The returned payment: its county records a corrected account, the
 	// city re-issues it, finance pays it.
-	if err := r.correctReturned(finance); err != nil {
+	if err := r.correctReturned(finance, returned); err != nil {
 		return err
 	}
 	return r.reconcile(finance)
 }
 
 // fundAndPay confirms the funding requests, pulls the instructions and
-// reports each paid; with returnOne, the first instruction comes back.
-func (r *run) fundAndPay(finance *cityClients, requests []*wengangv1.FundingRequest, returnOne bool) error {
+// reports each paid; with returnOne, the first instruction comes back, and
+// it is returned.
+func (r *run) fundAndPay(finance *cityClients, requests []*wengangv1.FundingRequest, returnOne bool) (*wengangv1.PaymentInstruction, error) {
+	var back *wengangv1.PaymentInstruction
 	ctx := r.ctx
 	for _, f := range requests {
 		if _, err := finance.finance.ConfirmFunding(ctx, connect.NewRequest(&wengangv1.ConfirmFundingRequest{FundingRequestId: f.GetFundingRequestId(),
 			Reference: "拨付-" + f.GetFundingRequestId(), ConfirmedOn: protoconv.Date(releaseDay)})); err != nil {
-			return fmt.Errorf("confirm funding: %w", err)
+			return nil, fmt.Errorf("confirm funding: %w", err)
 		}
 	}
 	stream, err := finance.finance.PullInstructions(ctx, connect.NewRequest(&wengangv1.PullInstructionsRequest{}))
 	if err != nil {
-		return fmt.Errorf("pull: %w", err)
+		return nil, fmt.Errorf("pull: %w", err)
 	}
 	var results []*wengangv1.PaymentResult
 	for stream.Receive() {
 		for _, in := range stream.Msg().GetInstructions() {
 			res := &wengangv1.PaymentResult{InstructionId: in.GetInstructionId()}
-			if returnOne && len(results) == 0 {
+			if returnOne && back == nil {
+				back = in
 				res.Outcome = &wengangv1.PaymentResult_Returned{Returned: &wengangv1.ReturnedResult{Reason: "收款账户已销户", ReasonCode: "AC04", ReturnedOn: protoconv.Date(paidDay)}}
 			} else {
 				res.Outcome = &wengangv1.PaymentResult_Paid{Paid: &wengangv1.PaidResult{BankReference: "BK" + in.GetEndToEndId(), PaidOn: protoconv.Date(paidDay)}}
@@ -160,64 +164,61 @@ func (r *run) fundAndPay(finance *cityClients, requests []*wengangv1.FundingRequ
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return fmt.Errorf("pull: %w", err)
+		return nil, fmt.Errorf("pull: %w", err)
 	}
 	stream.Close()
 	if len(results) == 0 {
-		return fmt.Errorf("demo: finance pulled no instruction")
+		return nil, fmt.Errorf("demo: finance pulled no instruction")
 	}
 	if _, err := finance.finance.ReportResults(ctx, connect.NewRequest(&wengangv1.ReportResultsRequest{Results: results})); err != nil {
-		return fmt.Errorf("report results: %w", err)
+		return nil, fmt.Errorf("report results: %w", err)
 	}
-	r.say("finance paid %d instructions", len(results))
-	return nil
+	if back != nil {
+		r.say("finance paid %d instructions; one came back: %s (收款账户已销户)", len(results)-1, back.GetPayeeName())
+	} else {
+		r.say("finance paid %d instruction(s)", len(results))
+	}
+	return back, nil
 }
 
-// correctReturned finds the county whose payment came back, has its clerk
-// record a corrected account, and pays the re-issued instruction.
-func (r *run) correctReturned(finance *cityClients) error {
+// correctReturned waits until the returned payment reaches its county,
+// has the county's clerk record a corrected account, and pays the
+// instruction the city re-issues.
+func (r *run) correctReturned(finance *cityClients, back *wengangv1.PaymentInstruction) error {
 	ctx := r.ctx
-	for _, county := range r.o.Counties {
-		clerk, err := r.node(county, access.RoleCountyClerk)
-		if err != nil {
-			return err
-		}
-		var returned *wengangv1.UnitStatus
-		err = eventually(ctx, "the return reaches its county", func() (bool, error) {
-			res, err := clerk.Batch.ListUnitStatuses(ctx, connect.NewRequest(&wengangv1.ListUnitStatusesRequest{County: county,
-				States: []wengangv1.ItemState{wengangv1.ItemState_ITEM_STATE_RETURNED}}))
-			if err != nil {
-				return false, err
-			}
-			if len(res.Msg.GetStatuses()) > 0 {
-				returned = res.Msg.GetStatuses()[0]
-			}
-			return true, nil
-		})
-		if err != nil || returned == nil {
-			continue
-		}
-		if _, err := clerk.Batch.CorrectAccount(ctx, connect.NewRequest(&wengangv1.CorrectAccountRequest{County: county, BatchId: returned.GetBatchId(),
-			Uscc: returned.GetUscc(), Account: &wengangv1.Account{Kind: wengangv1.AccountKind_ACCOUNT_KIND_CORPORATE, Bank: "中国工商银行聊城分行",
-				AccountNo: "1610008888777766665", AccountName: returned.GetName()}, Reason: "企业提供新的对公账户", IdempotencyKey: client.NewKey()})); err != nil {
-			return fmt.Errorf("correct account: %w", err)
-		}
-		r.say("%s: payment to %s returned; the clerk recorded a corrected account", county, returned.GetName())
-		var pending []*wengangv1.FundingRequest
-		err = eventually(ctx, "the city re-issues the payment", func() (bool, error) {
-			res, err := finance.finance.ListFundingRequests(ctx, connect.NewRequest(&wengangv1.ListFundingRequestsRequest{State: wengangv1.FundingState_FUNDING_STATE_REQUESTED}))
-			if err != nil {
-				return false, err
-			}
-			pending = res.Msg.GetFundingRequests()
-			return len(pending) > 0, nil
-		})
-		if err != nil {
-			return err
-		}
-		return r.fundAndPay(finance, pending, false)
+	county := back.GetCounty()
+	clerk, err := r.node(county, access.RoleCountyClerk)
+	if err != nil {
+		return err
 	}
-	return nil
+	err = eventually(ctx, "the return reaches its county", func() (bool, error) {
+		res, err := clerk.Batch.ListUnitStatuses(ctx, connect.NewRequest(&wengangv1.ListUnitStatusesRequest{County: county, Uscc: back.GetUscc(),
+			States: []wengangv1.ItemState{wengangv1.ItemState_ITEM_STATE_RETURNED}}))
+		return err == nil && len(res.Msg.GetStatuses()) > 0, err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := clerk.Batch.CorrectAccount(ctx, connect.NewRequest(&wengangv1.CorrectAccountRequest{County: county, BatchId: back.GetBatchId(),
+		Uscc: back.GetUscc(), Account: &wengangv1.Account{Kind: wengangv1.AccountKind_ACCOUNT_KIND_CORPORATE, Bank: "中国工商银行聊城分行",
+			AccountNo: "1610008888777766665", AccountName: back.GetPayeeName()}, Reason: "企业提供新的对公账户", IdempotencyKey: client.NewKey()})); err != nil {
+		return fmt.Errorf("correct account: %w", err)
+	}
+	r.say("%s: the clerk recorded a corrected account for %s", county, back.GetPayeeName())
+	var pending []*wengangv1.FundingRequest
+	err = eventually(ctx, "the city re-issues the payment", func() (bool, error) {
+		res, err := finance.finance.ListFundingRequests(ctx, connect.NewRequest(&wengangv1.ListFundingRequestsRequest{State: wengangv1.FundingState_FUNDING_STATE_REQUESTED}))
+		if err != nil {
+			return false, err
+		}
+		pending = res.Msg.GetFundingRequests()
+		return len(pending) > 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = r.fundAndPay(finance, pending, false)
+	return err
 }
 
 // reconcile reads the finance reconciliation into the summary and prints
