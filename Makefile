@@ -6,16 +6,16 @@ BUF := $(GO) tool -modfile=tools/buf.mod buf
 
 DEMO_DIR ?= demo-out
 DEMO_COUNTIES ?= 371502,371521,371526
-DEMO_UNITS ?= 2000
+DEMO_UNITS ?= 500
 DEMO_SEED ?= 20220428
 
-.PHONY: demo test build proto lint breaking bench pg-start pg-stop
+.PHONY: demo test build proto lint breaking bench loadtest pg-start pg-stop
 
-## demo: generate three counties' source files, screen them, print per-county totals
+## demo: a private PostgreSQL, the city and three county nodes, generated data, import to paid
 demo: build
-	bin/wengang gen --out $(DEMO_DIR)/data --counties $(DEMO_COUNTIES) --units $(DEMO_UNITS) --seed $(DEMO_SEED)
-	bin/wengang screen --dir $(DEMO_DIR)/data --as-of 2022-04-28 --out $(DEMO_DIR)/results.csv
-	@echo "results: $(DEMO_DIR)/results.csv"
+	bin/wengang demo --counties $(DEMO_COUNTIES) --units $(DEMO_UNITS) --seed $(DEMO_SEED) \
+		--export-dir $(DEMO_DIR)/data --summary-json $(DEMO_DIR)/summary.json
+	@echo "each county's source files: $(DEMO_DIR)/data/COUNTY/; summary: $(DEMO_DIR)/summary.json"
 
 ## test: gofmt, vet, contract checks and every test against a private PostgreSQL
 test:
@@ -40,9 +40,13 @@ REF ?= main
 breaking:
 	scripts/proto-check.sh breaking $(REF)
 
-## bench: the screening benchmark (100,000 units) against parsing alone
+## bench: the screening benchmark (100,000 units) against reading alone
 bench:
-	$(GO) test -run '^$$' -bench 'Screen|Parse' -benchmem -count 6 ./internal/source/ | tee bench.txt
+	$(GO) test -run '^$$' -bench 'Screen|Read' -benchmem -count 6 ./internal/source/ | tee bench.txt
+
+## loadtest: wrk against the portal's list page of a 50,000-enterprise round and a static page of the same size
+loadtest:
+	scripts/loadtest.sh
 
 ## pg-start / pg-stop: a development PostgreSQL cluster (prints its URL)
 pg-start:
