@@ -130,7 +130,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		batches.Kick = worker.Kick
 		n.workers = append(n.workers, worker.Run)
 	}
-	chain := []connect.Interceptor{rpc.ErrorInterceptor(cfg.Log)}
+	metrics := rpc.NewMetrics()
+	chain := []connect.Interceptor{metrics.Interceptor(), rpc.ErrorInterceptor(cfg.Log)}
 	if cfg.Access != nil {
 		// Tokens expire by the wall clock, not the business clock.
 		chain = append(chain, authn.Interceptor(&authn.Tokens{DB: pool}, cfg.Access, cfg.Log))
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	mux.Handle(wengangv1connect.NewNotificationServiceHandler(notify, opts))
 	mux.Handle(wengangv1connect.NewBatchServiceHandler(batches, opts))
 	mux.Handle(wengangv1connect.NewAuditServiceHandler(service.NewAuditService(deps), opts))
+	mux.Handle("/metrics", metrics.Handler())
 	rpc.Mount(mux,
 		wengangv1connect.ImportServiceName, wengangv1connect.ScreeningServiceName, wengangv1connect.ReviewServiceName,
 		wengangv1connect.NotificationServiceName, wengangv1connect.BatchServiceName, wengangv1connect.AuditServiceName)

@@ -111,7 +111,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		today = func() civil.Date { return cfg.BusinessDate }
 	}
 	deps := &service.Deps{Store: st, Log: cfg.Log, Now: cfg.Now, Params: params, Calendar: cal, Today: today}
-	chain := []connect.Interceptor{rpc.ErrorInterceptor(cfg.Log)}
+	metrics := rpc.NewMetrics()
+	chain := []connect.Interceptor{metrics.Interceptor(), rpc.ErrorInterceptor(cfg.Log)}
 	if cfg.Access != nil {
 		// Tokens expire by the wall clock, not the business clock.
 		chain = append(chain, authn.Interceptor(&authn.Tokens{DB: pool}, cfg.Access, cfg.Log))
@@ -139,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return audit.Verify(ctx, pool, domain, from, to)
 		},
 	}, opts))
+	mux.Handle("/metrics", metrics.Handler())
 	rpc.Mount(mux, wengangv1connect.SyncServiceName, wengangv1connect.IntakeServiceName, wengangv1connect.PublicityServiceName,
 		wengangv1connect.FinanceServiceName, wengangv1connect.PortalServiceName, wengangv1connect.ProgressServiceName,
 		wengangv1connect.AuditServiceName)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -557,6 +558,18 @@ func TestCountyNodeToCity(t *testing.T) {
 		t.Fatalf("audit chain: %v %v", ver, err)
 	}
 	_ = rB
+
+	// The node's metrics count what it served.
+	res2, err := http.Get(w.nodeURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res2.Body)
+	res2.Body.Close()
+	if !bytes.Contains(body, []byte(`wengang_rpc_calls_total{code="ok",procedure="/wengang.v1.BatchService/SealBatch"} 1`)) ||
+		!bytes.Contains(body, []byte(`wengang_rpc_duration_seconds_bucket{procedure="/wengang.v1.BatchService/ListUnitStatuses"`)) {
+		t.Fatalf("metrics lack the node's RPCs:\n%.3000s", body)
+	}
 }
 
 func batchState(t *testing.T, c *client.Node, w *world, county, id string) wengangv1.BatchState {
