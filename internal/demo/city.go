@@ -21,6 +21,7 @@ type cityClients struct {
 	publicity wengangv1connect.PublicityServiceClient
 	finance   wengangv1connect.FinanceServiceClient
 	portal    wengangv1connect.PortalServiceClient
+	progress  wengangv1connect.ProgressServiceClient
 }
 
 func (r *run) cityAs(role string) (*cityClients, error) {
@@ -34,6 +35,7 @@ func (r *run) cityAs(role string) (*cityClients, error) {
 		publicity: wengangv1connect.NewPublicityServiceClient(hc, r.cityURL, opts...),
 		finance:   wengangv1connect.NewFinanceServiceClient(hc, r.cityURL, opts...),
 		portal:    wengangv1connect.NewPortalServiceClient(hc, r.cityURL, opts...),
+		progress:  wengangv1connect.NewProgressServiceClient(hc, r.cityURL, opts...),
 	}, nil
 }
 
@@ -131,7 +133,31 @@ func (r *run) cityFlow() error {
 	if err := r.correctReturned(finance, returned); err != nil {
 		return err
 	}
-	return r.reconcile(finance)
+	if err := r.reconcile(finance); err != nil {
+		return err
+	}
+	return r.progress(admin)
+}
+
+// progress waits until the city's dashboard shows every county's
+// screening as its node reported it, and every county paid by its
+// deadline.
+func (r *run) progress(admin *cityClients) error {
+	return eventually(r.ctx, "the dashboard shows every county's screening", func() (bool, error) {
+		res, err := admin.progress.GetProgress(r.ctx, connect.NewRequest(&wengangv1.GetProgressRequest{}))
+		if err != nil {
+			return false, fmt.Errorf("progress: %w", err)
+		}
+		shown := 0
+		for _, c := range res.Msg.GetCounties() {
+			s := r.summary.Counties[c.GetCounty()]
+			if s != nil && int(c.GetScreenedCount()) == s.Units && int(c.GetEligible().GetCount()) == s.Eligible &&
+				c.GetCountyDeadline() == wengangv1.DeadlineStatus_DEADLINE_STATUS_MET {
+				shown++
+			}
+		}
+		return shown == len(r.o.Counties), nil
+	})
 }
 
 // fundAndPay confirms the funding requests, pulls the instructions and

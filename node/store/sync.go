@@ -189,14 +189,17 @@ func (s *Store) BatchRefused(ctx context.Context, county, id, reason string, at 
 	return nil
 }
 
-// NextPushAt returns when the next batch or correction of counties is due
-// to be pushed, and false when none waits.
+// NextPushAt returns when the next batch, correction or screening report
+// of counties is due to be pushed, and false when none waits.
 func (s *Store) NextPushAt(ctx context.Context, counties []string) (time.Time, bool, error) {
 	var next *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT min(t) FROM (
 			SELECT min(next_push_at) AS t FROM batch WHERE state = 'sealed' AND county = ANY($1)
 			UNION ALL
-			SELECT min(next_push_at) FROM correction_outbox WHERE state = 'pending' AND county = ANY($1)) due`, counties).Scan(&next)
+			SELECT min(next_push_at) FROM correction_outbox WHERE state = 'pending' AND county = ANY($1)
+			UNION ALL
+			SELECT min(next_push_at) FROM screening_report_outbox
+				WHERE revision > pushed_revision AND revision > refused_revision AND county = ANY($1)) due`, counties).Scan(&next)
 	if err != nil {
 		return time.Time{}, false, fail(err, "next push")
 	}

@@ -99,3 +99,7 @@ func (g grpcCity) PullDecisions(ctx context.Context, req *wengangv1.PullDecision
 func (g grpcCity) PushAccountCorrection(ctx context.Context, req *wengangv1.PushAccountCorrectionRequest) (*wengangv1.PushAccountCorrectionResponse, error) {
 	return g.c.PushAccountCorrection(ctx, req)
 }
+
+func (g grpcCity) ReportScreening(ctx context.Context, req *wengangv1.ReportScreeningRequest) (*wengangv1.ReportScreeningResponse, error) {
+	return g.c.ReportScreening(ctx, req)
+}

@@ -39,6 +39,7 @@ type CityClient interface {
 	PushBatch(ctx context.Context, req *wengangv1.PushBatchRequest) (*wengangv1.PushBatchResponse, error)
 	PullDecisions(ctx context.Context, req *wengangv1.PullDecisionsRequest) (*wengangv1.PullDecisionsResponse, error)
 	PushAccountCorrection(ctx context.Context, req *wengangv1.PushAccountCorrectionRequest) (*wengangv1.PushAccountCorrectionResponse, error)
+	ReportScreening(ctx context.Context, req *wengangv1.ReportScreeningRequest) (*wengangv1.ReportScreeningResponse, error)
 }
 
 // Backoff paces the retries of a failed push: the n-th retry waits a random
@@ -146,11 +147,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// Sync does one round: it pushes every batch and correction that is due
-// (claiming no more after a push that must be retried: the city is likely
-// down), then pulls each county's decisions until the city has no more and
-// applies them. It returns what went wrong, if anything; a push that failed
-// is already recorded for its retry.
+// Sync does one round: it pushes every batch, correction and screening
+// report that is due (claiming no more after a push that must be retried:
+// the city is likely down), then pulls each county's decisions until the
+// city has no more and applies them. It returns what went wrong, if
+// anything; a push that failed is already recorded for its retry.
 func (w *Worker) Sync(ctx context.Context) error {
 	w.init()
 	var errs []error
@@ -158,6 +159,9 @@ func (w *Worker) Sync(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := w.pushCorrections(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := w.pushReports(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, county := range w.Counties {
