@@ -11,7 +11,6 @@ import (
 	"wengang/client"
 	"wengang/policy/money"
 	wengangv1 "wengang/proto/wengang/v1"
-	"wengang/proto/wengang/v1/wengangv1connect"
 )
 
 // ProgressCommands returns the commands that read the city's progress
@@ -37,16 +36,15 @@ func progressCmd(env Env, args []string) error {
 	if *token == "" {
 		return fmt.Errorf("%w: --token (or $WENGANG_TOKEN) is required", ErrUsage)
 	}
-	hc, err := client.HTTPClient(*city, client.Options{Token: *token, CAFile: *ca})
+	c, err := client.NewCity(*city, client.Options{Token: *token, CAFile: *ca})
 	if err != nil {
 		return err
 	}
-	c := wengangv1connect.NewProgressServiceClient(hc, strings.TrimSuffix(*city, "/"), connect.WithGRPC(), connect.WithInterceptors(client.Bearer(*token)))
 	req := &wengangv1.GetProgressRequest{}
 	if *counties != "" {
 		req.Counties = strings.Split(*counties, ",")
 	}
-	resp, err := c.GetProgress(env.Ctx, connect.NewRequest(req))
+	resp, err := c.Progress.GetProgress(env.Ctx, connect.NewRequest(req))
 	if err != nil {
 		return reportRPC(env, err)
 	}

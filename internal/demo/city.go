@@ -12,31 +12,12 @@ import (
 	"wengang/policy/access"
 	"wengang/policy/money"
 	wengangv1 "wengang/proto/wengang/v1"
-	"wengang/proto/wengang/v1/wengangv1connect"
 )
 
-// cityClients are the city's services as one role sees them.
-type cityClients struct {
-	intake    wengangv1connect.IntakeServiceClient
-	publicity wengangv1connect.PublicityServiceClient
-	finance   wengangv1connect.FinanceServiceClient
-	portal    wengangv1connect.PortalServiceClient
-	progress  wengangv1connect.ProgressServiceClient
-}
-
-func (r *run) cityAs(role string) (*cityClients, error) {
-	hc, err := client.HTTPClient(r.cityURL, client.Options{CAFile: r.certs.CA})
-	if err != nil {
-		return nil, err
-	}
-	opts := []connect.ClientOption{connect.WithInterceptors(client.Bearer(r.tokens[role+"@"+access.DomainCity]))}
-	return &cityClients{
-		intake:    wengangv1connect.NewIntakeServiceClient(hc, r.cityURL, opts...),
-		publicity: wengangv1connect.NewPublicityServiceClient(hc, r.cityURL, opts...),
-		finance:   wengangv1connect.NewFinanceServiceClient(hc, r.cityURL, opts...),
-		portal:    wengangv1connect.NewPortalServiceClient(hc, r.cityURL, opts...),
-		progress:  wengangv1connect.NewProgressServiceClient(hc, r.cityURL, opts...),
-	}, nil
+// cityAs returns the city's clients as one role of the city sees them
+// ("" for the public).
+func (r *run) cityAs(role string) (*client.City, error) {
+	return client.NewCity(r.cityURL, client.Options{CAFile: r.certs.CA, Token: r.tokens[role+"@"+access.DomainCity]})
 }
 
 // cityFlow takes the received batches to paid: the conflict, the round and
@@ -62,13 +43,13 @@ func (r *run) cityFlow() error {
 	}
 
 	// The cross-county duplicate: keep the first county's item.
-	conflicts, err := admin.intake.ListConflicts(ctx, connect.NewRequest(&wengangv1.ListConflictsRequest{}))
+	conflicts, err := admin.Intake.ListConflicts(ctx, connect.NewRequest(&wengangv1.ListConflictsRequest{}))
 	if err != nil {
 		return fmt.Errorf("list conflicts: %w", err)
 	}
 	for _, c := range conflicts.Msg.GetConflicts() {
 		keep := c.GetParties()[0]
-		if _, err := admin.intake.ResolveConflict(ctx, connect.NewRequest(&wengangv1.ResolveConflictRequest{ConflictId: c.GetConflictId(),
+		if _, err := admin.Intake.ResolveConflict(ctx, connect.NewRequest(&wengangv1.ResolveConflictRequest{ConflictId: c.GetConflictId(),
 			KeepCounty: keep.GetCounty(), KeepBatchId: keep.GetBatchId(), Reason: "该企业参保地为" + keep.GetCounty() + "，由其参保地发放"})); err != nil {
 			return fmt.Errorf("resolve conflict: %w", err)
 		}
@@ -76,7 +57,7 @@ func (r *run) cityFlow() error {
 	}
 
 	// A round of every county's batch, from the first day of publicity.
-	batches, err := admin.intake.ListReceivedBatches(ctx, connect.NewRequest(&wengangv1.ListReceivedBatchesRequest{}))
+	batches, err := admin.Intake.ListReceivedBatches(ctx, connect.NewRequest(&wengangv1.ListReceivedBatchesRequest{}))
 	if err != nil {
 		return fmt.Errorf("list batches: %w", err)
 	}
@@ -85,7 +66,7 @@ func (r *run) cityFlow() error {
 		refs = append(refs, &wengangv1.BatchRef{County: b.GetCounty(), BatchId: b.GetBatchId()})
 	}
 	r.today.set(publicityDay)
-	created, err := admin.publicity.CreateRound(ctx, connect.NewRequest(&wengangv1.CreateRoundRequest{
+	created, err := admin.Publicity.CreateRound(ctx, connect.NewRequest(&wengangv1.CreateRoundRequest{
 		Title: "2022年普惠性服务业失业保险稳岗返还（第一批）", Batches: refs, StartDate: protoconv.Date(publicityDay),
 		ObjectionContact: &wengangv1.ObjectionContact{Office: "聊城市社会保险事业中心失业保险科", Phone: "0635-12333", Address: "聊城市东昌府区"},
 		IdempotencyKey:   client.NewKey(),
@@ -94,23 +75,23 @@ func (r *run) cityFlow() error {
 		return fmt.Errorf("create round: %w", err)
 	}
 	round := created.Msg.GetRound()
-	if _, err := approver.publicity.ApproveRound(ctx, connect.NewRequest(&wengangv1.ApproveRoundRequest{RoundId: round.GetRoundId(), Comment: "同意公示"})); err != nil {
+	if _, err := approver.Publicity.ApproveRound(ctx, connect.NewRequest(&wengangv1.ApproveRoundRequest{RoundId: round.GetRoundId(), Comment: "同意公示"})); err != nil {
 		return fmt.Errorf("approve round: %w", err)
 	}
 	r.say("round %s: %d enterprises, %s to %s, approved", round.GetRoundId(), round.GetEntryCount(), publicityDay, civilDate(round.GetEndDate()))
 
 	// An objection through the portal, dismissed after a check.
-	list, err := public.portal.ListPublicity(ctx, connect.NewRequest(&wengangv1.ListPublicityRequest{RoundId: round.GetRoundId(), PageSize: 1}))
+	list, err := public.Portal.ListPublicity(ctx, connect.NewRequest(&wengangv1.ListPublicityRequest{RoundId: round.GetRoundId(), PageSize: 1}))
 	if err != nil || len(list.Msg.GetEntries()) == 0 {
 		return fmt.Errorf("portal list: %v", err)
 	}
 	target := list.Msg.GetEntries()[0]
-	obj, err := public.portal.SubmitObjection(ctx, connect.NewRequest(&wengangv1.SubmitObjectionRequest{RoundId: round.GetRoundId(),
+	obj, err := public.Portal.SubmitObjection(ctx, connect.NewRequest(&wengangv1.SubmitObjectionRequest{RoundId: round.GetRoundId(),
 		Uscc: target.GetUscc(), ContactName: "王先生", ContactPhone: "13800000000", Text: "该单位2021年曾裁员，是否符合条件？", IdempotencyKey: client.NewKey()}))
 	if err != nil {
 		return fmt.Errorf("submit objection: %w", err)
 	}
-	if _, err := admin.publicity.ResolveObjection(ctx, connect.NewRequest(&wengangv1.PublicityServiceResolveObjectionRequest{ObjectionId: obj.Msg.GetObjectionId(),
+	if _, err := admin.Publicity.ResolveObjection(ctx, connect.NewRequest(&wengangv1.PublicityServiceResolveObjectionRequest{ObjectionId: obj.Msg.GetObjectionId(),
 		Resolution: wengangv1.ObjectionState_OBJECTION_STATE_DISMISSED, Reason: "经核查，该单位裁员率未超过规定标准"})); err != nil {
 		return fmt.Errorf("resolve objection: %w", err)
 	}
@@ -118,7 +99,7 @@ func (r *run) cityFlow() error {
 
 	// After the end of publicity: release, funding, payment.
 	r.today.set(releaseDay)
-	rel, err := approver.publicity.ReleaseRound(ctx, connect.NewRequest(&wengangv1.ReleaseRoundRequest{RoundId: round.GetRoundId()}))
+	rel, err := approver.Publicity.ReleaseRound(ctx, connect.NewRequest(&wengangv1.ReleaseRoundRequest{RoundId: round.GetRoundId()}))
 	if err != nil {
 		return fmt.Errorf("release round: %w", err)
 	}
@@ -142,9 +123,9 @@ func (r *run) cityFlow() error {
 // progress waits until the city's dashboard shows every county's
 // screening as its node reported it, and every county paid by its
 // deadline.
-func (r *run) progress(admin *cityClients) error {
+func (r *run) progress(admin *client.City) error {
 	return eventually(r.ctx, "the dashboard shows every county's screening", func() (bool, error) {
-		res, err := admin.progress.GetProgress(r.ctx, connect.NewRequest(&wengangv1.GetProgressRequest{}))
+		res, err := admin.Progress.GetProgress(r.ctx, connect.NewRequest(&wengangv1.GetProgressRequest{}))
 		if err != nil {
 			return false, fmt.Errorf("progress: %w", err)
 		}
@@ -163,16 +144,16 @@ func (r *run) progress(admin *cityClients) error {
 // fundAndPay confirms the funding requests, pulls the instructions and
 // reports each paid; with returnOne, the first instruction comes back, and
 // it is returned.
-func (r *run) fundAndPay(finance *cityClients, requests []*wengangv1.FundingRequest, returnOne bool) (*wengangv1.PaymentInstruction, error) {
+func (r *run) fundAndPay(finance *client.City, requests []*wengangv1.FundingRequest, returnOne bool) (*wengangv1.PaymentInstruction, error) {
 	var back *wengangv1.PaymentInstruction
 	ctx := r.ctx
 	for _, f := range requests {
-		if _, err := finance.finance.ConfirmFunding(ctx, connect.NewRequest(&wengangv1.ConfirmFundingRequest{FundingRequestId: f.GetFundingRequestId(),
+		if _, err := finance.Finance.ConfirmFunding(ctx, connect.NewRequest(&wengangv1.ConfirmFundingRequest{FundingRequestId: f.GetFundingRequestId(),
 			Reference: "拨付-" + f.GetFundingRequestId(), ConfirmedOn: protoconv.Date(releaseDay)})); err != nil {
 			return nil, fmt.Errorf("confirm funding: %w", err)
 		}
 	}
-	stream, err := finance.finance.PullInstructions(ctx, connect.NewRequest(&wengangv1.PullInstructionsRequest{}))
+	stream, err := finance.Finance.PullInstructions(ctx, connect.NewRequest(&wengangv1.PullInstructionsRequest{}))
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
@@ -196,7 +177,7 @@ func (r *run) fundAndPay(finance *cityClients, requests []*wengangv1.FundingRequ
 	if len(results) == 0 {
 		return nil, fmt.Errorf("demo: finance pulled no instruction")
 	}
-	if _, err := finance.finance.ReportResults(ctx, connect.NewRequest(&wengangv1.ReportResultsRequest{Results: results})); err != nil {
+	if _, err := finance.Finance.ReportResults(ctx, connect.NewRequest(&wengangv1.ReportResultsRequest{Results: results})); err != nil {
 		return nil, fmt.Errorf("report results: %w", err)
 	}
 	if back != nil {
@@ -210,7 +191,7 @@ func (r *run) fundAndPay(finance *cityClients, requests []*wengangv1.FundingRequ
 // correctReturned waits until the returned payment reaches its county,
 // has the county's clerk record a corrected account, and pays the
 // instruction the city re-issues.
-func (r *run) correctReturned(finance *cityClients, back *wengangv1.PaymentInstruction) error {
+func (r *run) correctReturned(finance *client.City, back *wengangv1.PaymentInstruction) error {
 	ctx := r.ctx
 	county := back.GetCounty()
 	clerk, err := r.node(county, access.RoleCountyClerk)
@@ -233,7 +214,7 @@ func (r *run) correctReturned(finance *cityClients, back *wengangv1.PaymentInstr
 	r.say("%s: the clerk recorded a corrected account for %s", county, back.GetPayeeName())
 	var pending []*wengangv1.FundingRequest
 	err = eventually(ctx, "the city re-issues the payment", func() (bool, error) {
-		res, err := finance.finance.ListFundingRequests(ctx, connect.NewRequest(&wengangv1.ListFundingRequestsRequest{State: wengangv1.FundingState_FUNDING_STATE_REQUESTED}))
+		res, err := finance.Finance.ListFundingRequests(ctx, connect.NewRequest(&wengangv1.ListFundingRequestsRequest{State: wengangv1.FundingState_FUNDING_STATE_REQUESTED}))
 		if err != nil {
 			return false, err
 		}
@@ -249,8 +230,8 @@ func (r *run) correctReturned(finance *cityClients, back *wengangv1.PaymentInstr
 
 // reconcile reads the finance reconciliation into the summary and prints
 // the per-county table.
-func (r *run) reconcile(finance *cityClients) error {
-	res, err := finance.finance.GetReconciliation(r.ctx, connect.NewRequest(&wengangv1.GetReconciliationRequest{}))
+func (r *run) reconcile(finance *client.City) error {
+	res, err := finance.Finance.GetReconciliation(r.ctx, connect.NewRequest(&wengangv1.GetReconciliationRequest{}))
 	if err != nil {
 		return fmt.Errorf("reconciliation: %w", err)
 	}
