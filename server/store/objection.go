@@ -164,11 +164,16 @@ func (s *Store) RecordObjection(ctx context.Context, o NewObjection) (Objection,
 		if ItemState(itemState) != ItemInPublicity && ItemState(itemState) != ItemObjected {
 			return fault.New(fault.ErrFailedPrecondition, "enterprise %s of round %s is %s, not in publicity (该企业不在公示中)", o.USCC, o.RoundID, itemState)
 		}
+		// Numbered in the year of the business date, like the round.
+		year := o.Today.Year()
+		if o.Today == 0 {
+			year = civil.DateOf(now).Year()
+		}
 		var id string
 		err = tx.QueryRow(ctx, `INSERT INTO objection (county, id, round_id, uscc, contact_name, contact_phone, text, channel, recorded_by, received_at, idempotency_key)
-			VALUES ($1, 'O' || extract(year FROM $9::timestamptz AT TIME ZONE 'Asia/Shanghai')::int || '-' || lpad(nextval('objection_number')::text, 6, '0'),
+			VALUES ($1, 'O' || $11::int || '-' || lpad(nextval('objection_number')::text, 6, '0'),
 				$2, $3, $4, $5, $6, $7, $8, $9, nullif($10, '')) RETURNING id`,
-			county, o.RoundID, o.USCC, o.ContactName, o.ContactPhone, o.Text, o.Channel, o.RecordedBy, now, o.IdempotencyKey).Scan(&id)
+			county, o.RoundID, o.USCC, o.ContactName, o.ContactPhone, o.Text, o.Channel, o.RecordedBy, now, o.IdempotencyKey, year).Scan(&id)
 		if err != nil {
 			return err
 		}
