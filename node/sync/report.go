@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -18,24 +17,9 @@ import (
 // pushReports pushes every screening report that is due, as pushBatches
 // pushes batches: it claims no more after a push that must be retried.
 func (w *Worker) pushReports(ctx context.Context) error {
-	for ctx.Err() == nil {
-		due, err := w.Store.ReportDue(ctx, w.Counties, w.Now(), lease, claimLimit)
-		if err != nil {
-			return err
-		}
-		retry := false
-		for _, r := range due {
-			if err := w.pushReport(ctx, r); errors.Is(err, errRetry) {
-				retry = true
-			} else if err != nil {
-				return err
-			}
-		}
-		if retry || len(due) < claimLimit {
-			return nil
-		}
-	}
-	return nil
+	return drain(ctx, func() ([]store.ScreeningReport, error) {
+		return w.Store.ReportDue(ctx, w.Counties, w.Now(), lease, claimLimit)
+	}, w.pushReport)
 }
 
 // pushReport tells the city one screening's tallies and records the

@@ -178,15 +178,18 @@ func (w *Worker) Sync(ctx context.Context) error {
 // errRetry says that a push failed and is recorded for its retry.
 var errRetry = errors.New("push to be retried")
 
-func (w *Worker) pushBatches(ctx context.Context) error {
+// drain claims due items a page at a time and pushes each, until none is
+// due or a push had to be put off for a retry (the outbox then waits for
+// its next due time rather than spinning).
+func drain[T any](ctx context.Context, claim func() ([]T, error), push func(context.Context, T) error) error {
 	for ctx.Err() == nil {
-		due, err := w.Store.ClaimDueBatches(ctx, w.Counties, w.Now(), lease, claimLimit)
+		due, err := claim()
 		if err != nil {
 			return err
 		}
 		retry := false
-		for _, b := range due {
-			if err := w.pushBatch(ctx, b); errors.Is(err, errRetry) {
+		for _, item := range due {
+			if err := push(ctx, item); errors.Is(err, errRetry) {
 				retry = true
 			} else if err != nil {
 				return err
@@ -197,6 +200,12 @@ func (w *Worker) pushBatches(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (w *Worker) pushBatches(ctx context.Context) error {
+	return drain(ctx, func() ([]store.OutboxBatch, error) {
+		return w.Store.ClaimDueBatches(ctx, w.Counties, w.Now(), lease, claimLimit)
+	}, w.pushBatch)
 }
 
 // pushBatch pushes one batch and records the outcome: delivered, refused
@@ -242,24 +251,9 @@ func (w *Worker) pushBatch(ctx context.Context, b store.OutboxBatch) error {
 }
 
 func (w *Worker) pushCorrections(ctx context.Context) error {
-	for ctx.Err() == nil {
-		due, err := w.Store.ClaimDueCorrections(ctx, w.Counties, w.Now(), lease, claimLimit)
-		if err != nil {
-			return err
-		}
-		retry := false
-		for _, c := range due {
-			if err := w.pushCorrection(ctx, c); errors.Is(err, errRetry) {
-				retry = true
-			} else if err != nil {
-				return err
-			}
-		}
-		if retry || len(due) < claimLimit {
-			return nil
-		}
-	}
-	return nil
+	return drain(ctx, func() ([]store.OutboxCorrection, error) {
+		return w.Store.ClaimDueCorrections(ctx, w.Counties, w.Now(), lease, claimLimit)
+	}, w.pushCorrection)
 }
 
 // pushCorrection pushes one corrected account and records the outcome, as
