@@ -32,6 +32,7 @@ import (
 	"wengang/policy/civil"
 	"wengang/policy/refund"
 	"wengang/proto/wengang/v1/wengangv1connect"
+	"wengang/server/dashboard"
 	"wengang/server/portal"
 	"wengang/server/service"
 	"wengang/server/store"
@@ -128,6 +129,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(wengangv1connect.NewProgressServiceHandler(&service.ProgressService{Deps: deps}, opts))
 	// The public portal: HTML pages, no login.
 	mux.Handle(portal.Prefix, portal.Handler(portal.Config{Store: st, Today: today, Now: cfg.Now, Log: cfg.Log}))
+	// The progress dashboard for city administrators: a page behind their
+	// bearer tokens, so only where access control is on.
+	if cfg.Access != nil {
+		mux.Handle(dashboard.Prefix, dashboard.Handler(dashboard.Config{Deps: deps, Tokens: &authn.Tokens{DB: pool}, Enforcer: cfg.Access, Log: cfg.Log}))
+	}
 	mux.Handle(wengangv1connect.NewAuditServiceHandler(&auditrpc.Service{
 		Keeps: func(domain string) error {
 			if domain != store.AuditDomain {

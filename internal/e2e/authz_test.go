@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -217,6 +218,32 @@ func TestCityAuthorizationMatrix(t *testing.T) {
 		finance := strings.HasPrefix(procedure, "/wengang.v1.FinanceService/") || strings.HasPrefix(procedure, "/wengang.v1.PortalService/")
 		if ok != finance {
 			t.Errorf("finance may call %s: %v (object %s)", procedure, ok, rule.Object)
+		}
+	}
+}
+
+// The city's one port serves the portal, the dashboard's sign-in and the
+// metrics beside the RPCs.
+func TestCityPagesServed(t *testing.T) {
+	w := newWorld(t)
+	base := "https://" + w.cityAddr
+	hc, err := client.HTTPClient(base, client.Options{CAFile: w.certs.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/portal/":    "稳岗返还",
+		"/dashboard/": "令牌",
+		"/metrics":    "go_goroutines",
+	} {
+		res, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK && !(path == "/dashboard/" && res.StatusCode == http.StatusUnauthorized) || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body without %q:\n%.500s", path, res.StatusCode, want, body)
 		}
 	}
 }
