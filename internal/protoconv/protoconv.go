@@ -5,6 +5,8 @@
 package protoconv
 
 import (
+	"strings"
+
 	"wengang/internal/fault"
 	"wengang/policy/civil"
 	"wengang/policy/refund"
@@ -182,4 +184,38 @@ func Params(p refund.Params) *wengangv1.PolicyParameters {
 // Tally returns a count and an amount as a message.
 func Tally(count, fen int64) *wengangv1.Tally {
 	return &wengangv1.Tally{Count: count, AmountFen: fen}
+}
+
+// The stores keep the wire's state enums as keys: the value's name without
+// its enum prefix, in lower case ("in_publicity" for
+// ITEM_STATE_IN_PUBLICITY). An unknown key is the UNSPECIFIED value.
+
+// ItemState returns the wire value of an item state key.
+func ItemState(key string) wengangv1.ItemState {
+	return wengangv1.ItemState(wengangv1.ItemState_value["ITEM_STATE_"+strings.ToUpper(key)])
+}
+
+// DecisionKind returns the wire value of a city decision kind key.
+func DecisionKind(key string) wengangv1.CityDecisionKind {
+	return wengangv1.CityDecisionKind(wengangv1.CityDecisionKind_value["CITY_DECISION_KIND_"+strings.ToUpper(key)])
+}
+
+// DecisionKindKey is the inverse of DecisionKind; "" for a value of no name.
+func DecisionKindKey(k wengangv1.CityDecisionKind) string {
+	name, ok := wengangv1.CityDecisionKind_name[int32(k)]
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(strings.TrimPrefix(name, "CITY_DECISION_KIND_"))
+}
+
+// RejectionCode returns the wire value of a rejection code, kept as its
+// name without the prefix ("USCC_INVALID").
+func RejectionCode(code string) wengangv1.RejectionCode {
+	return wengangv1.RejectionCode(wengangv1.RejectionCode_value["REJECTION_CODE_"+strings.ToUpper(code)])
+}
+
+// RejectionCodeKey is the inverse of RejectionCode.
+func RejectionCodeKey(c wengangv1.RejectionCode) string {
+	return strings.TrimPrefix(c.String(), "REJECTION_CODE_")
 }

@@ -78,3 +78,28 @@ func upper(s string) string {
 	}
 	return string(b)
 }
+
+func TestStateKeys(t *testing.T) {
+	t.Parallel()
+	for v := range wengangv1.CityDecisionKind_name {
+		k := wengangv1.CityDecisionKind(v)
+		if k == 0 {
+			continue
+		}
+		if got := DecisionKind(DecisionKindKey(k)); got != k {
+			t.Errorf("decision kind %v → %q → %v", k, DecisionKindKey(k), got)
+		}
+	}
+	for v := range wengangv1.RejectionCode_name {
+		c := wengangv1.RejectionCode(v)
+		if got := RejectionCode(RejectionCodeKey(c)); got != c {
+			t.Errorf("rejection code %v → %v", c, got)
+		}
+	}
+	if ItemState("in_publicity") != wengangv1.ItemState_ITEM_STATE_IN_PUBLICITY || ItemState("nonsense") != 0 {
+		t.Error("item state keys")
+	}
+	if DecisionKindKey(wengangv1.CityDecisionKind(99)) != "" {
+		t.Error("an unnamed decision kind has a key")
+	}
+}

@@ -303,7 +303,7 @@ func batchProto(b store.Batch) *wengangv1.Batch {
 	}
 	for _, t := range b.ItemsByState {
 		out.ItemsByState = append(out.ItemsByState, &wengangv1.ItemStateTally{
-			State: wengangv1.ItemState(wengangv1.ItemState_value["ITEM_STATE_"+strings.ToUpper(t.State)]),
+			State: protoconv.ItemState(t.State),
 			Tally: protoconv.Tally(t.Count, t.AmountFen),
 		})
 	}

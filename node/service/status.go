@@ -181,7 +181,7 @@ func unitStatusProto(u store.UnitStatus) *wengangv1.UnitStatus {
 		County: u.County, Uscc: u.USCC, Name: u.Name, BatchId: u.BatchID,
 		ScreeningId:       fmt.Sprint(u.ScreeningID),
 		RefundFen:         u.RefundFen,
-		State:             wengangv1.ItemState(wengangv1.ItemState_value["ITEM_STATE_"+strings.ToUpper(u.State)]),
+		State:             protoconv.ItemState(u.State),
 		Reason:            u.Reason,
 		RoundId:           u.RoundID,
 		PublicityStart:    protoconv.Date(u.PublicityStart),
@@ -195,10 +195,10 @@ func unitStatusProto(u store.UnitStatus) *wengangv1.UnitStatus {
 		UpdatedAt:         timestamppb.New(u.UpdatedAt),
 	}
 	if u.LastDecision != "" {
-		out.LastDecision = wengangv1.CityDecisionKind(wengangv1.CityDecisionKind_value["CITY_DECISION_KIND_"+strings.ToUpper(string(u.LastDecision))])
+		out.LastDecision = protoconv.DecisionKind(string(u.LastDecision))
 	}
 	for _, r := range u.Rejections {
-		rj := &wengangv1.Rejection{Code: wengangv1.RejectionCode(wengangv1.RejectionCode_value["REJECTION_CODE_"+r.Code]), Detail: r.Detail}
+		rj := &wengangv1.Rejection{Code: protoconv.RejectionCode(r.Code), Detail: r.Detail}
 		for _, why := range r.Reasons {
 			rj.Reasons = append(rj.Reasons, wengangv1.Reason(wengangv1.Reason_value["REASON_"+why]))
 		}

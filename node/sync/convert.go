@@ -16,9 +16,8 @@ func decisions(ms []*wengangv1.CityDecision) ([]store.CityDecision, error) {
 	out := make([]store.CityDecision, len(ms))
 	for i, m := range ms {
 		d := &out[i]
-		name, ok := wengangv1.CityDecisionKind_name[int32(m.GetKind())]
-		kind := store.DecisionKind(strings.ToLower(strings.TrimPrefix(name, "CITY_DECISION_KIND_")))
-		if _, known := kind.StateAfter(); !ok || !known {
+		kind := store.DecisionKind(protoconv.DecisionKindKey(m.GetKind()))
+		if _, known := kind.StateAfter(); !known {
 			return nil, fmt.Errorf("decision %d of county %s: unknown kind %v", m.GetSequence(), m.GetCounty(), m.GetKind())
 		}
 		*d = store.CityDecision{
@@ -37,7 +36,7 @@ func decisions(ms []*wengangv1.CityDecision) ([]store.CityDecision, error) {
 			return nil, fmt.Errorf("decision %d: settled_on: %w", m.GetSequence(), err)
 		}
 		for _, r := range m.GetRejections() {
-			rj := store.Rejection{Code: strings.TrimPrefix(r.GetCode().String(), "REJECTION_CODE_"), Detail: r.GetDetail()}
+			rj := store.Rejection{Code: protoconv.RejectionCodeKey(r.GetCode()), Detail: r.GetDetail()}
 			for _, why := range r.GetReasons() {
 				rj.Reasons = append(rj.Reasons, strings.TrimPrefix(why.String(), "REASON_"))
 			}

@@ -68,7 +68,7 @@ func listSize(f *rpc.Fields, n int32, def, max int) int {
 
 // itemState is an item state on the wire.
 func itemState(s store.ItemState) wengangv1.ItemState {
-	return wengangv1.ItemState(wengangv1.ItemState_value["ITEM_STATE_"+strings.ToUpper(string(s))])
+	return protoconv.ItemState(string(s))
 }
 
 // toItemStates reads item states of a request; UNSPECIFIED or unknown

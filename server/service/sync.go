@@ -192,7 +192,7 @@ func (s *SyncService) PullDecisions(ctx context.Context, req *connect.Request[we
 func decisionMessage(d store.Decision) *wengangv1.CityDecision {
 	return &wengangv1.CityDecision{
 		Sequence: d.Seq, County: d.County, BatchId: d.BatchID, Uscc: d.USCC,
-		Kind:           wengangv1.CityDecisionKind(wengangv1.CityDecisionKind_value["CITY_DECISION_KIND_"+strings.ToUpper(string(d.Kind))]),
+		Kind:           protoconv.DecisionKind(string(d.Kind)),
 		Reason:         d.Reason,
 		Rejections:     rejectionMessages(d.Rejections),
 		ConflictId:     d.ConflictID,
@@ -211,7 +211,7 @@ func rejectionMessages(rs []store.Rejection) []*wengangv1.Rejection {
 	var out []*wengangv1.Rejection
 	for _, r := range rs {
 		m := &wengangv1.Rejection{
-			Code:   wengangv1.RejectionCode(wengangv1.RejectionCode_value["REJECTION_CODE_"+string(r.Code)]),
+			Code:   protoconv.RejectionCode(string(r.Code)),
 			Detail: r.Detail,
 		}
 		for _, reason := range r.Reasons {
